@@ -1,0 +1,5 @@
+import sys
+
+from nurserycry.cli import main
+
+sys.exit(main())
