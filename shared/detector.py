@@ -1,0 +1,121 @@
+"""From a stream of frames to windows, labels and episodes (pure, no model inside).
+
+The hub and ``nurserycry classify`` both use :class:`NurseryDetector`: frames
+go in with :meth:`~NurseryDetector.push`, which returns complete windows; the
+caller scores them with the model however it likes (the hub batches across
+nurseries) and hands each score back to :meth:`~NurseryDetector.score`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from .episodes import EpisodeChange, EpisodeConfig, EpisodeTracker
+from .frontend import DEFAULT_PARAMS, FrontendParams, decode_db
+from .schemas.detection import Label
+
+
+class DetectorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_frames: int = Field(50, ge=8, le=500, description="frames per model window (50 = 1 s)")
+    hop_frames: int = Field(25, ge=1, le=500, description="frames between window starts")
+    quiet_dbfs: float = Field(-60.0, ge=-120, le=0, description="below this a non-cry is 'quiet'")
+    episodes: EpisodeConfig = EpisodeConfig()
+
+
+@dataclass(frozen=True)
+class Window:
+    mel: npt.NDArray[np.int8]  # (window_frames, n_mels) wire codes
+    level_dbfs: float  # mean power over the window
+    t_start: float
+    t_end: float
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    window: Window
+    cry_probability: float
+    label: Label
+    changes: list[EpisodeChange] = field(default_factory=list)
+
+
+class WindowAssembler:
+    """Collects frames and cuts windows every ``hop`` frames. A break in
+    ``frame_index`` (lost or skipped frames) drops the partial window."""
+
+    def __init__(self, window: int, hop: int, params: FrontendParams = DEFAULT_PARAMS) -> None:
+        self.window, self.hop, self.params = window, hop, params
+        self._mel: npt.NDArray[np.int8] | None = None
+        self._level: npt.NDArray[np.int8] | None = None
+        self._next_index: int | None = None
+        self._t_first = 0.0  # capture time of the buffer's first frame
+        self._frame_s = params.hop_length / params.sample_rate
+
+    def reset(self) -> None:
+        self._mel = self._level = None
+        self._next_index = None
+
+    def push(
+        self,
+        mel: npt.NDArray[np.int8],
+        level: npt.NDArray[np.int8],
+        t0: float,
+        frame_index: int,
+    ) -> tuple[list[Window], bool]:
+        """Add frames; returns the new windows and whether a gap was seen."""
+        gap = self._next_index is not None and frame_index != self._next_index
+        if gap or self._mel is None or self._level is None:
+            self._mel, self._level, self._t_first = mel, level, t0
+        else:
+            self._mel = np.concatenate([self._mel, mel])
+            self._level = np.concatenate([self._level, level])
+        self._next_index = frame_index + mel.shape[0]
+        windows: list[Window] = []
+        start = 0
+        while start + self.window <= self._mel.shape[0]:
+            stop = start + self.window
+            level_db = decode_db(self._level[start:stop], self.params)
+            mean_db = float(10 * np.log10(np.mean(10 ** (level_db / 10))))
+            t_start = self._t_first + start * self._frame_s
+            windows.append(
+                Window(self._mel[start:stop], mean_db, t_start, t_start + self.window * self._frame_s)
+            )
+            start += self.hop
+        if start:
+            self._mel, self._level = self._mel[start:], self._level[start:]
+            self._t_first += start * self._frame_s
+        return windows, gap
+
+
+class NurseryDetector:
+    """One nursery's windows, labels and episode state."""
+
+    def __init__(self, config: DetectorConfig | None = None, params: FrontendParams = DEFAULT_PARAMS) -> None:
+        self.config = config or DetectorConfig()
+        self.assembler = WindowAssembler(self.config.window_frames, self.config.hop_frames, params)
+        self.tracker = EpisodeTracker(self.config.episodes)
+
+    def push(
+        self, mel: npt.NDArray[np.int8], level: npt.NDArray[np.int8], t0: float, frame_index: int
+    ) -> tuple[list[Window], list[EpisodeChange]]:
+        """Frames in; complete windows out. A gap resets the onset rule (and
+        closes an open episode) before the new frames are used."""
+        windows, gap = self.assembler.push(mel, level, t0, frame_index)
+        return windows, (self.tracker.reset() if gap else [])
+
+    def label(self, p: float, level_dbfs: float) -> Label:
+        if p >= self.config.episodes.on_threshold:
+            return "crying"
+        return "quiet" if level_dbfs < self.config.quiet_dbfs else "other"
+
+    def score(self, window: Window, p: float) -> WindowResult:
+        changes = self.tracker.update(window.t_start, window.t_end, p)
+        return WindowResult(window, p, self.label(p, window.level_dbfs), changes)
+
+    def finish(self) -> list[EpisodeChange]:
+        return self.tracker.finish()

@@ -1,0 +1,134 @@
+"""Turn window scores into crying episodes: the one rule the hub and ``classify`` share.
+
+A window is *hot* when its cry probability is at least ``on_threshold``.
+
+* **Onset** (N of M): an episode opens when ``onset_n`` of the last
+  ``onset_m`` windows are hot and the hot run has lasted ``min_episode_s``.
+  The alert time is the end of the window that completed the rule, so it is
+  causal: it uses only audio up to that moment.
+* **Hold / release** (hysteresis): while open, a window with probability at
+  least ``off_threshold`` (lower than ``on_threshold``) keeps the episode
+  alive; it closes once none has been seen for ``release_s``. The end time is
+  the end of the last window that kept it alive.
+* **Cooldown**: an episode that opens within ``cooldown_s`` of the previous
+  one's end is tracked as usual but carries ``alert=False``, so a parent is
+  not woken twice for one crying bout with a pause in it.
+
+Times are seconds on any monotonic clock the caller chooses (stream time in
+``classify``, capture time in the hub).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class EpisodeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    on_threshold: float = Field(0.6, gt=0, lt=1, description="cry probability that counts as hot")
+    off_threshold: float = Field(0.35, gt=0, lt=1, description="probability that keeps an episode open")
+    onset_n: int = Field(2, ge=1, le=20, description="hot windows needed ...")
+    onset_m: int = Field(3, ge=1, le=20, description="... among the last M windows")
+    min_episode_s: float = Field(1.0, ge=0, le=60, description="hot run length before the alert")
+    release_s: float = Field(5.0, ge=0, le=600, description="quiet time that ends an episode")
+    cooldown_s: float = Field(60.0, ge=0, le=3600, description="no new alert this soon after an end")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        if self.onset_n > self.onset_m:
+            raise ValueError(f"onset_n ({self.onset_n}) cannot exceed onset_m ({self.onset_m})")
+        if self.off_threshold > self.on_threshold:
+            raise ValueError("off_threshold must not be above on_threshold")
+        return self
+
+
+@dataclass(frozen=True)
+class Episode:
+    index: int
+    start: float  # start of the first hot window of the run that opened it
+    alert_at: float
+    end: float | None
+    peak: float
+    alert: bool
+
+    @property
+    def duration(self) -> float:
+        return 0.0 if self.end is None else self.end - self.start
+
+
+@dataclass(frozen=True)
+class EpisodeChange:
+    kind: Literal["started", "ended"]
+    episode: Episode
+
+
+class EpisodeTracker:
+    """Feed it ``update(t_start, t_end, p)`` per window, in time order."""
+
+    def __init__(self, config: EpisodeConfig | None = None) -> None:
+        self.config = config or EpisodeConfig()
+        self._recent: deque[tuple[float, bool]] = deque(maxlen=self.config.onset_m)
+        self._run_start: float | None = None
+        self._open: Episode | None = None
+        self._last_alive = 0.0
+        self._last_end: float | None = None
+        self._count = 0
+
+    @property
+    def current(self) -> Episode | None:
+        return self._open
+
+    def reset(self) -> list[EpisodeChange]:
+        """Forget the recent windows (a gap in the stream); closes an open episode."""
+        changes = self._close() if self._open is not None else []
+        self._recent.clear()
+        self._run_start = None
+        return changes
+
+    def update(self, t_start: float, t_end: float, p: float) -> list[EpisodeChange]:
+        cfg = self.config
+        hot = p >= cfg.on_threshold
+        self._recent.append((t_start, hot))
+        if hot and self._run_start is None:
+            self._run_start = t_start
+        elif not hot and not any(h for _, h in self._recent):
+            self._run_start = None
+
+        if self._open is not None:
+            if p >= cfg.off_threshold:
+                self._last_alive = t_end
+                if p > self._open.peak:
+                    self._open = Episode(**{**self._open.__dict__, "peak": p})
+                return []
+            if t_end - self._last_alive >= cfg.release_s:
+                return self._close()
+            return []
+
+        n_hot = sum(h for _, h in self._recent)
+        run_start = self._run_start
+        if n_hot >= cfg.onset_n and run_start is not None and t_end - run_start >= cfg.min_episode_s:
+            alert = self._last_end is None or run_start - self._last_end >= cfg.cooldown_s
+            peak = p
+            self._open = Episode(self._count, run_start, t_end, None, peak, alert)
+            self._count += 1
+            self._last_alive = t_end
+            return [EpisodeChange("started", self._open)]
+        return []
+
+    def finish(self) -> list[EpisodeChange]:
+        """End of the stream: close an open episode at its last crying window."""
+        return self._close() if self._open is not None else []
+
+    def _close(self) -> list[EpisodeChange]:
+        assert self._open is not None
+        ended = Episode(**{**self._open.__dict__, "end": self._last_alive})
+        self._open = None
+        self._last_end = ended.end
+        self._run_start = None
+        self._recent.clear()
+        return [EpisodeChange("ended", ended)]

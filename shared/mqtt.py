@@ -1,0 +1,177 @@
+"""The MQTT edge of the program: a small interface over paho-mqtt 2.
+
+Threads, on purpose: paho runs its network loop in its own thread
+(``loop_start``) and reconnects there with exponential backoff; callbacks run
+on that thread and must return quickly (hand work to a queue). Everything
+else in NurseryCry talks to :class:`MqttLink` only, so tests can replace it.
+
+MQTT 3.1.1 is the default (the embedded amqtt broker speaks nothing newer);
+``protocol: "5"`` turns on MQTT 5 where the broker has it.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from .config import MqttSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], None]
+PublishedCallback = Callable[[int], None]
+
+
+class MqttLink:
+    """One connection: last will, retained birth messages, resubscribe on reconnect."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        client_id: str,
+        *,
+        will: tuple[str, str] | None = None,
+        birth: list[tuple[str, str]] | None = None,
+        persistent_session: bool = False,
+        min_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self._subs: dict[str, tuple[int, Handler]] = {}
+        self._birth = list(birth or [])
+        self._connected = threading.Event()
+        self._on_connect_hooks: list[Callable[[], None]] = []
+        self._on_published: PublishedCallback | None = None
+        v5 = settings.protocol == "5"
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id or client_id,
+            clean_session=None if v5 else not persistent_session,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            reconnect_on_failure=True,
+        )
+        self._v5 = v5
+        self._persistent = persistent_session
+        self._client.reconnect_delay_set(min_delay=max(1, int(min_backoff_s)), max_delay=int(max_backoff_s))
+        self._client.max_inflight_messages_set(100)
+        self._client.max_queued_messages_set(0)
+        if settings.username:
+            password = settings.password.get_secret_value() if settings.password else None
+            self._client.username_pw_set(settings.username, password)
+        if settings.tls:
+            ca = str(settings.tls_ca_file) if settings.tls_ca_file else None
+            self._client.tls_set(ca_certs=ca, cert_reqs=ssl.CERT_REQUIRED)
+            self._client.tls_insecure_set(settings.tls_insecure)
+        if will is not None:
+            self._client.will_set(will[0], will[1], qos=1, retain=True)
+        self._client.on_connect = self._handle_connect
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_publish = self._handle_publish
+        self._client.on_message = self._handle_unmatched
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> None:
+        """Connect in the background; retries until :meth:`stop`."""
+        props = None
+        if self._v5 and self._persistent:
+            props = Properties(paho.PacketTypes.CONNECT)  # type: ignore[attr-defined]
+            props.SessionExpiryInterval = 24 * 3600
+        self._client.connect_async(
+            self.settings.host,
+            self.settings.port,
+            keepalive=self.settings.keepalive,
+            clean_start=not self._persistent if self._v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=props,
+        )
+        self._client.loop_start()
+
+    def stop(self, final: list[tuple[str, str]] | None = None, timeout: float = 5.0) -> None:
+        """Publish ``final`` retained messages (e.g. ``offline``), then disconnect."""
+        if self._connected.is_set():
+            for topic, payload in final or []:
+                info = self._client.publish(topic, payload, qos=1, retain=True)
+                try:
+                    info.wait_for_publish(timeout)
+                except (RuntimeError, ValueError):
+                    log.warning("could not publish %s before disconnecting", topic)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        return self._connected.wait(timeout)
+
+    def on_connect(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` (on the network thread) after every (re)connection."""
+        self._on_connect_hooks.append(hook)
+
+    def on_published(self, callback: PublishedCallback) -> None:
+        """Call ``callback(mid)`` when the broker acknowledged a QoS 1 publish."""
+        self._on_published = callback
+
+    # -- traffic ---------------------------------------------------------
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+        self._subs[topic_filter] = (qos, handler)
+        self._client.message_callback_add(topic_filter, self._wrap(handler))
+        if self.connected:
+            self._client.subscribe(topic_filter, qos)
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> paho.MQTTMessageInfo:
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    # -- paho callbacks (network thread) ---------------------------------
+    @staticmethod
+    def _wrap(handler: Handler) -> Callable[[paho.Client, Any, paho.MQTTMessage], None]:
+        def call(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+            try:
+                handler(msg.topic, msg.payload)
+            except Exception:
+                log.exception("handler for %s failed", msg.topic)
+
+        return call
+
+    def _handle_unmatched(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        log.debug("message on %s matched no handler", msg.topic)
+
+    def _handle_connect(
+        self, client: paho.Client, _u: Any, flags: paho.ConnectFlags, rc: ReasonCode, _p: Properties | None
+    ) -> None:
+        if rc.is_failure:
+            log.warning("broker %s refused the connection: %s", self.settings.broker, rc)
+            return
+        log.info("connected to %s (session present: %s)", self.settings.broker, flags.session_present)
+        for topic_filter, (qos, _h) in self._subs.items():
+            client.subscribe(topic_filter, qos)
+        for topic, payload in self._birth:
+            client.publish(topic, payload, qos=1, retain=True)
+        self._connected.set()
+        for hook in self._on_connect_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("on-connect hook failed")
+
+    def _handle_disconnect(
+        self, _c: paho.Client, _u: Any, _f: paho.DisconnectFlags, rc: ReasonCode, _p: Properties | None
+    ) -> None:
+        if self._connected.is_set():
+            log.warning("disconnected from %s: %s; reconnecting", self.settings.broker, rc)
+        self._connected.clear()
+
+    def _handle_publish(
+        self, _c: paho.Client, _u: Any, mid: int, _rc: ReasonCode, _p: Properties | None
+    ) -> None:
+        if self._on_published is not None:
+            self._on_published(mid)

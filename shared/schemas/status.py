@@ -1,0 +1,50 @@
+"""Heartbeats: what an edge agent and the hub say about themselves."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from .base import Message
+from .types import Count, Decibels, NurseryId, UnixTime
+
+Source = Literal["microphone", "file", "stdin", "generated"]
+
+
+class EdgeStatus(Message):
+    TYPE: ClassVar[str] = "edge_status"
+    VERSION: ClassVar[int] = 1
+
+    type: Literal["edge_status"] = "edge_status"
+    v: int = VERSION
+    device: NurseryId
+    t: UnixTime
+    software: Annotated[str, Field(max_length=40)]
+    source: Source
+    uptime_s: Annotated[float, Field(ge=0)]
+    frames_captured: Count
+    messages_sent: Count
+    overruns: Count = Field(description="audio blocks dropped because the buffer was full")
+    spool_depth: Count = Field(description="messages waiting on disk for the broker")
+    spool_dropped: Count = Field(description="oldest messages dropped because the spool was full")
+    level_dbfs: Decibels | None = None
+
+
+class HubStatus(Message):
+    TYPE: ClassVar[str] = "hub_status"
+    VERSION: ClassVar[int] = 1
+    MAX_BYTES: ClassVar[int] = 65_536
+
+    type: Literal["hub_status"] = "hub_status"
+    v: int = VERSION
+    t: UnixTime
+    software: Annotated[str, Field(max_length=40)]
+    model: Annotated[str, Field(max_length=80)]
+    uptime_s: Annotated[float, Field(ge=0)]
+    nurseries: Annotated[list[NurseryId], Field(max_length=1000)]
+    windows: Count
+    counters: Annotated[
+        dict[Annotated[str, Field(max_length=64)], Count],
+        Field(description="e.g. rejected_malformed, duplicates, gaps", max_length=64),
+    ]
