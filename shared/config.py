@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -39,7 +40,9 @@ class MqttSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    broker: str = Field("mqtt://localhost:1883", description="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    broker: str = Field(
+        "mqtt://localhost:1883", description="mqtt://HOST:PORT or mqtts://HOST:PORT"
+    )
     username: str | None = Field(None, max_length=256)
     password: SecretStr | None = None
     tls_ca_file: Path | None = Field(None, description="CA bundle for mqtts:// (default: system)")
@@ -123,7 +126,7 @@ class RoleSettings(BaseSettings):
             return cls(**given)
         except ValidationError as exc:
             raise ConfigError(describe(cls, exc, config_file)) from None
-        except (ValueError, OSError) as exc:  # unreadable YAML/TOML
+        except (ValueError, OSError, yaml.YAMLError) as exc:  # unreadable YAML/TOML
             raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
         finally:
             _config_file.reset(token)
@@ -143,5 +146,7 @@ def describe(cls: type[BaseSettings], exc: ValidationError, config_file: Path | 
         shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"  - {field}: {msg}{shown}")
-        lines.append(f"    set it with {flag} or {env}" + (f" or in {config_file}" if config_file else ""))
+        lines.append(
+            f"    set it with {flag} or {env}" + (f" or in {config_file}" if config_file else "")
+        )
     return "\n".join(lines)

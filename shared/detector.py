@@ -83,7 +83,9 @@ class WindowAssembler:
             mean_db = float(10 * np.log10(np.mean(10 ** (level_db / 10))))
             t_start = self._t_first + start * self._frame_s
             windows.append(
-                Window(self._mel[start:stop], mean_db, t_start, t_start + self.window * self._frame_s)
+                Window(
+                    self._mel[start:stop], mean_db, t_start, t_start + self.window * self._frame_s
+                )
             )
             start += self.hop
         if start:
@@ -95,7 +97,9 @@ class WindowAssembler:
 class NurseryDetector:
     """One nursery's windows, labels and episode state."""
 
-    def __init__(self, config: DetectorConfig | None = None, params: FrontendParams = DEFAULT_PARAMS) -> None:
+    def __init__(
+        self, config: DetectorConfig | None = None, params: FrontendParams = DEFAULT_PARAMS
+    ) -> None:
         self.config = config or DetectorConfig()
         self.assembler = WindowAssembler(self.config.window_frames, self.config.hop_frames, params)
         self.tracker = EpisodeTracker(self.config.episodes)

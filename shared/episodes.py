@@ -31,12 +31,16 @@ class EpisodeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     on_threshold: float = Field(0.6, gt=0, lt=1, description="cry probability that counts as hot")
-    off_threshold: float = Field(0.35, gt=0, lt=1, description="probability that keeps an episode open")
+    off_threshold: float = Field(
+        0.35, gt=0, lt=1, description="probability that keeps an episode open"
+    )
     onset_n: int = Field(2, ge=1, le=20, description="hot windows needed ...")
     onset_m: int = Field(3, ge=1, le=20, description="... among the last M windows")
     min_episode_s: float = Field(1.0, ge=0, le=60, description="hot run length before the alert")
     release_s: float = Field(5.0, ge=0, le=600, description="quiet time that ends an episode")
-    cooldown_s: float = Field(60.0, ge=0, le=3600, description="no new alert this soon after an end")
+    cooldown_s: float = Field(
+        60.0, ge=0, le=3600, description="no new alert this soon after an end"
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
@@ -111,7 +115,11 @@ class EpisodeTracker:
 
         n_hot = sum(h for _, h in self._recent)
         run_start = self._run_start
-        if n_hot >= cfg.onset_n and run_start is not None and t_end - run_start >= cfg.min_episode_s:
+        if (
+            n_hot >= cfg.onset_n
+            and run_start is not None
+            and t_end - run_start >= cfg.min_episode_s
+        ):
             alert = self._last_end is None or run_start - self._last_end >= cfg.cooldown_s
             peak = p
             self._open = Episode(self._count, run_start, t_end, None, peak, alert)

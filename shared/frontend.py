@@ -9,7 +9,8 @@ Output
 ------
 ``Features.mel``: ``int8`` array of shape ``(n_frames, n_mels)``. Code ``c``
 means ``c / 2 - 50`` dB (0.5 dB steps, -114 .. +13.5 dB), relative to a
-full-scale sine's mean-square power being -3 dB (band power, Parseval-scaled). ``Features.level``: ``int8``
+full-scale sine's mean-square power being -3 dB (band power, Parseval
+scaled). ``Features.level``: ``int8``
 array ``(n_frames,)`` with the RMS level of each frame in dBFS, same code.
 
 Frame ``i`` covers samples ``[i*hop, i*hop + win)``: framing is causal, with no
@@ -138,7 +139,8 @@ def _window(params: FrontendParams) -> tuple[FloatArray, float]:
 def encode_db(db: npt.NDArray[np.floating], params: FrontendParams = DEFAULT_PARAMS) -> Int8Array:
     """Quantise decibels to the int8 wire code (0.5 dB steps)."""
     codes = np.rint((db + params.quant_offset_db) / params.quant_step_db)
-    return np.clip(codes, -128, 127).astype(np.int8)
+    out: Int8Array = np.clip(codes, -128, 127).astype(np.int8)
+    return out
 
 
 def decode_db(codes: npt.NDArray[np.int8], params: FrontendParams = DEFAULT_PARAMS) -> FloatArray:
@@ -150,7 +152,11 @@ def decode_db(codes: npt.NDArray[np.int8], params: FrontendParams = DEFAULT_PARA
 
 def _frames_from(samples: FloatArray, params: FrontendParams) -> Features:
     """Frames for every complete window in ``samples`` (which starts on a frame)."""
-    n = 0 if samples.size < params.win_length else 1 + (samples.size - params.win_length) // params.hop_length
+    n = (
+        0
+        if samples.size < params.win_length
+        else 1 + (samples.size - params.win_length) // params.hop_length
+    )
     if n == 0:
         return Features(np.zeros((0, params.n_mels), np.int8), np.zeros((0,), np.int8))
     framed = np.lib.stride_tricks.sliding_window_view(samples, params.win_length)[
@@ -178,14 +184,14 @@ def _as_float32(samples: npt.ArrayLike) -> FloatArray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def resample(samples: npt.ArrayLike, rate: int, params: FrontendParams = DEFAULT_PARAMS) -> FloatArray:
+def resample(
+    samples: npt.ArrayLike, rate: int, params: FrontendParams = DEFAULT_PARAMS
+) -> FloatArray:
     """Resample mono audio at ``rate`` Hz to the frontend's rate (soxr, high quality)."""
     audio = _as_float32(samples)
     if rate == params.sample_rate:
         return audio
-    stream = Resampler(rate, params)
-    out = stream.process(audio, last=True)
-    return out
+    return Resampler(rate, params).process(audio, last=True)
 
 
 class Resampler:
@@ -235,7 +241,9 @@ class StreamingFrontend:
         return feats
 
 
-def model_input(mel_codes: npt.NDArray[np.int8], params: FrontendParams = DEFAULT_PARAMS) -> FloatArray:
+def model_input(
+    mel_codes: npt.NDArray[np.int8], params: FrontendParams = DEFAULT_PARAMS
+) -> FloatArray:
     """Windows of wire codes -> the float tensor the model takes.
 
     ``mel_codes`` has shape ``(..., n_frames, n_mels)``. Each window has its
@@ -244,4 +252,5 @@ def model_input(mel_codes: npt.NDArray[np.int8], params: FrontendParams = DEFAUL
     """
     db = decode_db(mel_codes, params)
     centred = db - db.mean(axis=(-2, -1), keepdims=True)
-    return (centred / 20.0).astype(np.float32)
+    out: FloatArray = (centred / 20.0).astype(np.float32)
+    return out

@@ -19,6 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -60,7 +61,9 @@ class MqttLink:
         )
         self._v5 = v5
         self._persistent = persistent_session
-        self._client.reconnect_delay_set(min_delay=max(1, int(min_backoff_s)), max_delay=int(max_backoff_s))
+        self._client.reconnect_delay_set(
+            min_delay=max(1, int(min_backoff_s)), max_delay=int(max_backoff_s)
+        )
         self._client.max_inflight_messages_set(100)
         self._client.max_queued_messages_set(0)
         if settings.username:
@@ -82,7 +85,7 @@ class MqttLink:
         """Connect in the background; retries until :meth:`stop`."""
         props = None
         if self._v5 and self._persistent:
-            props = Properties(paho.PacketTypes.CONNECT)  # type: ignore[attr-defined]
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = 24 * 3600
         self._client.connect_async(
             self.settings.host,
@@ -128,7 +131,9 @@ class MqttLink:
         if self.connected:
             self._client.subscribe(topic_filter, qos)
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> paho.MQTTMessageInfo:
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False
+    ) -> paho.MQTTMessageInfo:
         return self._client.publish(topic, payload, qos=qos, retain=retain)
 
     # -- paho callbacks (network thread) ---------------------------------
@@ -136,7 +141,7 @@ class MqttLink:
     def _wrap(handler: Handler) -> Callable[[paho.Client, Any, paho.MQTTMessage], None]:
         def call(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
             try:
-                handler(msg.topic, msg.payload)
+                handler(msg.topic, bytes(msg.payload))
             except Exception:
                 log.exception("handler for %s failed", msg.topic)
 
@@ -146,12 +151,19 @@ class MqttLink:
         log.debug("message on %s matched no handler", msg.topic)
 
     def _handle_connect(
-        self, client: paho.Client, _u: Any, flags: paho.ConnectFlags, rc: ReasonCode, _p: Properties | None
+        self,
+        client: paho.Client,
+        _u: Any,
+        flags: paho.ConnectFlags,
+        rc: ReasonCode,
+        _p: Properties | None,
     ) -> None:
         if rc.is_failure:
             log.warning("broker %s refused the connection: %s", self.settings.broker, rc)
             return
-        log.info("connected to %s (session present: %s)", self.settings.broker, flags.session_present)
+        log.info(
+            "connected to %s (session present: %s)", self.settings.broker, flags.session_present
+        )
         for topic_filter, (qos, _h) in self._subs.items():
             client.subscribe(topic_filter, qos)
         for topic, payload in self._birth:
@@ -164,7 +176,12 @@ class MqttLink:
                 log.exception("on-connect hook failed")
 
     def _handle_disconnect(
-        self, _c: paho.Client, _u: Any, _f: paho.DisconnectFlags, rc: ReasonCode, _p: Properties | None
+        self,
+        _c: paho.Client,
+        _u: Any,
+        _f: paho.DisconnectFlags,
+        rc: ReasonCode,
+        _p: Properties | None,
     ) -> None:
         if self._connected.is_set():
             log.warning("disconnected from %s: %s; reconnecting", self.settings.broker, rc)

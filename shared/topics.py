@@ -31,8 +31,9 @@ from typing import Final, Literal
 
 from .schemas.types import NURSERY_ID_PATTERN
 
-NurseryTopic = Literal["features", "availability", "status", "clip", "command", "state",
-                       "detection", "event"]
+NurseryTopic = Literal[
+    "features", "availability", "status", "clip", "command", "state", "detection", "event"
+]
 HubTopic = Literal["availability", "status", "command"]
 
 DEFAULT_PREFIX: Final = "nurserycry"
@@ -88,13 +89,14 @@ class Topics:
         head = self.prefix + "/"
         if not topic.startswith(head):
             return None
-        parts = topic[len(head):].split("/")
+        parts = topic[len(head) :].split("/")
         if len(parts) != 2 or parts[0] == HUB_NAME or not _NURSERY_RE.match(parts[0]):
             return None
         return parts[0], parts[1]
 
     def discovery(self, component: str, nursery: str, object_id: str) -> str:
-        return f"{self.discovery_prefix}/{component}/nurserycry_{check_nursery(nursery)}/{object_id}/config"
+        node = f"nurserycry_{check_nursery(nursery)}"
+        return f"{self.discovery_prefix}/{component}/{node}/{object_id}/config"
 
     @property
     def ha_status(self) -> str:

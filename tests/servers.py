@@ -61,7 +61,9 @@ class Mosquitto:
 
     def start(self) -> None:
         with (self.workdir / "mosquitto.log").open("ab") as log:
-            self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log)
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", str(self.conf)], stdout=log, stderr=log
+            )
         wait_port(self.port)
 
     def stop(self) -> None:
@@ -87,7 +89,9 @@ class VictoriaMetrics:
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         binary = find_binary("victoria-metrics", "/usr/bin/victoria-metrics")
         if binary is None:
-            raise RuntimeError("victoria-metrics is not installed (apt-get install victoria-metrics)")
+            raise RuntimeError(
+                "victoria-metrics is not installed (apt-get install victoria-metrics)"
+            )
         self.binary = binary
         self.port = port or free_port()
         self.workdir = workdir

@@ -9,6 +9,7 @@ import pytest
 
 from nurserycry.shared.config import MqttSettings
 from nurserycry.shared.mqtt import MqttLink
+
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.servers

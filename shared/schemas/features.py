@@ -60,6 +60,4 @@ class AudioFeatures(Message):
         level: npt.NDArray[np.int8],
         **fields: object,
     ) -> AudioFeatures:
-        return cls(
-            mel=EncodedArray.from_numpy(mel), level=EncodedArray.from_numpy(level), **fields
-        )
+        return cls(mel=EncodedArray.from_numpy(mel), level=EncodedArray.from_numpy(level), **fields)

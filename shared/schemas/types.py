@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -66,10 +66,16 @@ class EncodedArray(BaseModel):
 
     def to_numpy(self) -> npt.NDArray[Any]:
         dtype = np.dtype(self.dtype).newbyteorder("<")
-        return np.frombuffer(self.data, dtype=dtype).reshape(self.shape).astype(dtype.newbyteorder("="))
+        return (
+            np.frombuffer(self.data, dtype=dtype)
+            .reshape(self.shape)
+            .astype(dtype.newbyteorder("="))
+        )
 
     @classmethod
     def from_numpy(cls, array: npt.NDArray[Any]) -> EncodedArray:
         name = str(array.dtype)
         arr = np.ascontiguousarray(array, dtype=np.dtype(name).newbyteorder("<"))
-        return cls(dtype=name, shape=list(arr.shape), data=arr.tobytes())  # type: ignore[arg-type]
+        if name not in get_args(DType):
+            raise ValueError(f"cannot send arrays of dtype {name}")
+        return cls(dtype=cast(DType, name), shape=list(arr.shape), data=arr.tobytes())
