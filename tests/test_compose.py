@@ -1,0 +1,162 @@
+"""compose/: the files docker-compose reads validate, and agree with the code's settings."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "compose"
+COMPOSE_FILE = COMPOSE / "docker-compose.yml"
+ENV_EXAMPLE = COMPOSE / "env.example"
+SECRETS = (
+    "MQTT_HUB_PASSWORD",
+    "MQTT_HA_PASSWORD",
+    "INFLUXDB_PASSWORD",
+    "INFLUXDB_TOKEN",
+    "GRAFANA_ADMIN_PASSWORD",
+)
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key] = value
+    return out
+
+
+def _compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    # a clean environment: only the env file may supply values
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
+    return subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    out = _compose_config(ENV_EXAMPLE)
+    assert out.returncode == 0, out.stderr
+    parsed: dict[str, Any] = yaml.safe_load(out.stdout)
+    return parsed
+
+
+def test_compose_config_validates_with_the_example_env(config: dict[str, Any]) -> None:
+    assert set(config["services"]) == {"mosquitto", "influxdb", "grafana", "hub"}
+    assert set(config["volumes"]) >= {"mosquitto-data", "influxdb-data", "grafana-data", "hub-data"}
+
+
+def test_missing_secrets_stop_compose_with_a_clear_message(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("TZ=UTC\n")
+    out = _compose_config(empty)
+    assert out.returncode != 0
+    assert re.search(r"set (MQTT_HUB_PASSWORD|\w+) in compose/\.env", out.stderr), out.stderr
+
+
+def test_example_env_defines_every_variable_and_secrets_are_not_committed() -> None:
+    used = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
+    example = _env_file(ENV_EXAMPLE)
+    assert used <= set(example), used - set(example)
+    for key in SECRETS:
+        assert "change-me" in example[key], key
+    if shutil.which("git") and (ROOT / ".git").exists():
+        ignored = subprocess.run(
+            ["git", "check-ignore", "-q", "compose/.env"], cwd=ROOT, timeout=30, check=False
+        )
+        assert ignored.returncode == 0, "compose/.env must be git-ignored"
+
+
+def test_influxdb_is_initialised_by_environment(config: dict[str, Any]) -> None:
+    env = config["services"]["influxdb"]["environment"]
+    example = _env_file(ENV_EXAMPLE)
+    assert env["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
+    assert env["DOCKER_INFLUXDB_INIT_ORG"] == example["INFLUXDB_ORG"]
+    assert env["DOCKER_INFLUXDB_INIT_BUCKET"] == example["INFLUXDB_BUCKET"]
+    assert env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"] == example["INFLUXDB_TOKEN"]
+
+
+def test_grafana_provisions_the_datasource_and_dashboard(config: dict[str, Any]) -> None:
+    grafana = config["services"]["grafana"]
+    mounts = {v.split(":")[1]: Path(v.split(":")[0]) for v in grafana["volumes"] if "/" in v}
+    provisioning = mounts["/etc/grafana/provisioning"]
+    dashboards = mounts["/var/lib/grafana/dashboards"]
+    assert (provisioning / "datasources" / "influxdb.yml").is_file()
+    assert (dashboards / "misery-meter.json").is_file()
+    source = yaml.safe_load((provisioning / "datasources" / "influxdb.yml").read_text())
+    ds = source["datasources"][0]
+    assert ds["type"] == "influxdb"
+    assert ds["jsonData"]["version"] == "Flux"
+    assert ds["url"] == "http://influxdb:8086"
+    # every ${VAR} the provisioning file reads is in Grafana's environment
+    for var in re.findall(
+        r"\$\{(\w+)\}", (provisioning / "datasources" / "influxdb.yml").read_text()
+    ):
+        assert var in grafana["environment"], var
+    assert grafana["environment"]["INFLUXDB_TOKEN"] == _env_file(ENV_EXAMPLE)["INFLUXDB_TOKEN"]
+    provider = yaml.safe_load((provisioning / "dashboards" / "nurserycry.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_mosquitto_requires_authentication(config: dict[str, Any]) -> None:
+    conf = (COMPOSE / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    assert "allow_anonymous false" in conf
+    mounts = config["services"]["mosquitto"]["volumes"]
+    assert any(v.endswith("/mosquitto/config/acl:ro") for v in mounts)
+    start = (COMPOSE / "mosquitto" / "start.sh").read_text()
+    assert "mosquitto_passwd -b" in start
+
+
+def test_hub_env_is_valid_hub_configuration(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings_mod = pytest.importorskip("nurserycry.hub.settings")
+    hub = config["services"]["hub"]
+    assert hub["build"]["dockerfile"] == "compose/hub.Dockerfile"
+    env = {k: str(v) for k, v in hub["environment"].items() if k.startswith("NURSERYCRY_HUB_")}
+    assert env["NURSERYCRY_HUB_MQTT__USERNAME"] == "hub"  # the ACL's hub user
+    assert env["NURSERYCRY_HUB_MQTT__PASSWORD"] == _env_file(ENV_EXAMPLE)["MQTT_HUB_PASSWORD"]
+    for key in [k for k in os.environ if k.startswith("NURSERYCRY_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value.replace("/var/lib/nurserycry", str(tmp_path)))
+    settings = settings_mod.HubSettings.load()
+    assert settings.influx_url == "http://influxdb:8086"
+    assert settings.mqtt.host == "mosquitto"
+    assert settings.influx_token.get_secret_value() == _env_file(ENV_EXAMPLE)["INFLUXDB_TOKEN"]
+
+
+def test_hub_image_copies_what_exists() -> None:
+    dockerfile = (COMPOSE / "hub.Dockerfile").read_text()
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                if "*" not in source:
+                    assert (ROOT / source).exists(), source
+    assert 'ENTRYPOINT ["nurserycry", "hub"]' in dockerfile
+    assert '".[hub]"' in dockerfile
+
+
+def test_edge_unit_and_env_example() -> None:
+    unit = (COMPOSE / "edge" / "nurserycry-edge.service").read_text()
+    assert "EnvironmentFile=/etc/nurserycry/edge.env" in unit
+    assert re.search(r"^ExecStart=\S+/nurserycry edge$", unit, re.M)
+    example = _env_file(COMPOSE / "edge" / "edge.env.example")
+    assert example["NURSERYCRY_EDGE_MQTT__USERNAME"] == example["NURSERYCRY_EDGE_NURSERY"]
