@@ -1,0 +1,274 @@
+"""From ordered feature messages to scored windows, states and episode events (pure).
+
+One :class:`NurseryDetector` per nursery cuts windows; every window that the
+batch produced, from every nursery, goes to the model in one ``predict`` call
+on a stacked array (reused between batches); the scores go back to each
+nursery's episode tracker. The engine knows nothing about MQTT or InfluxDB:
+it returns :class:`Outputs` and the service hands them on.
+
+Retained state policy: a nursery's ``NurseryState`` is emitted when its
+``state``/``crying`` changes, and otherwise at most every
+``state_interval_s`` of capture time, so Home Assistant gets fresh numbers
+without one database row per window. Detections go out for every window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from nurserycry.shared.detector import DetectorConfig, NurseryDetector, Window
+from nurserycry.shared.episodes import EpisodeChange
+from nurserycry.shared.schemas import EpisodeEvent, Label, NurseryState
+
+from .counters import Counters
+from .inference import ModelMetadata
+from .ingest import Accepted
+
+log = logging.getLogger(__name__)
+
+
+class HubModel(Protocol):
+    """What the hub needs from a model (``CryModel`` or a test double)."""
+
+    @property
+    def metadata(self) -> ModelMetadata: ...
+
+    def predict(self, mel_codes: npt.NDArray[np.int8]) -> npt.NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True)
+class WindowRecord:
+    nursery: str
+    t: float  # capture time of the window's end
+    probability: float
+    label: Label
+    level_dbfs: float
+    crying: bool
+    model: str
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    event: EpisodeEvent
+    model: str
+
+
+@dataclass
+class Outputs:
+    windows: list[WindowRecord] = field(default_factory=list)
+    events: list[EpisodeRecord] = field(default_factory=list)
+    states: dict[str, NurseryState] = field(default_factory=dict)
+
+
+@dataclass
+class _Nursery:
+    detector: NurseryDetector
+    day: dt.date | None = None
+    minutes_closed: float = 0.0  # crying minutes of today's finished episodes
+    last_episode_s: float | None = None
+    emitted: tuple[str, bool] | None = None
+    emitted_t: float = 0.0
+    state: NurseryState | None = None
+
+
+def episode_id(nursery: str, start: float) -> str:
+    return f"{nursery}-{round(start * 1000)}"
+
+
+def _level(db: float) -> float:
+    return min(50.0, max(-200.0, db))
+
+
+class Engine:
+    """Per-nursery detectors plus batched scoring."""
+
+    def __init__(
+        self,
+        model: HubModel,
+        config_for: Callable[[str], DetectorConfig],
+        counters: Counters,
+        state_interval_s: float = 5.0,
+    ) -> None:
+        self.counters = counters
+        self.state_interval_s = state_interval_s
+        self._config_for = config_for
+        self._nurseries: dict[str, _Nursery] = {}
+        self._batch: npt.NDArray[np.int8] = np.empty((0, 0, 0), np.int8)
+        self.model = model
+
+    # -- model -----------------------------------------------------------
+    @property
+    def model(self) -> HubModel:
+        return self._model
+
+    @model.setter
+    def model(self, model: HubModel) -> None:
+        meta = model.metadata
+        old = getattr(self, "_model", None)
+        self._model = model
+        self.version = meta.model_version
+        if old is not None and (
+            old.metadata.window_frames,
+            old.metadata.hop_frames,
+            old.metadata.frontend_hash,
+        ) == (meta.window_frames, meta.hop_frames, meta.frontend_hash):
+            return
+        for name, nursery in self._nurseries.items():  # windows changed shape: start over
+            nursery.detector = self._detector(name)
+
+    def _detector(self, nursery: str) -> NurseryDetector:
+        meta = self._model.metadata
+        config = self._config_for(nursery).model_copy(
+            update={"window_frames": meta.window_frames, "hop_frames": meta.hop_frames}
+        )
+        return NurseryDetector(config, meta.frontend_params)
+
+    # -- state -----------------------------------------------------------
+    @property
+    def nurseries(self) -> list[str]:
+        return sorted(self._nurseries)
+
+    def state(self, nursery: str) -> NurseryState | None:
+        entry = self._nurseries.get(nursery)
+        return entry.state if entry else None
+
+    def crying(self, nursery: str) -> bool:
+        entry = self._nurseries.get(nursery)
+        return entry is not None and entry.detector.tracker.current is not None
+
+    # -- processing ------------------------------------------------------
+    def process(self, items: list[Accepted]) -> Outputs:
+        out = Outputs()
+        pending: list[tuple[str, Window]] = []
+        for item in items:
+            entry = self._nurseries.get(item.nursery)
+            if entry is None:
+                entry = self._nurseries[item.nursery] = _Nursery(self._detector(item.nursery))
+            msg = item.msg
+            windows, changes = entry.detector.push(item.mel, item.level, msg.t0, msg.frame_index)
+            if changes:  # a gap closed an open episode: score what came before it first
+                self._score(pending, out)
+                pending = []
+                self._changes(item.nursery, entry, changes, out)
+            pending += [(item.nursery, w) for w in windows]
+        self._score(pending, out)
+        return out
+
+    def finish(self) -> Outputs:
+        """Close every open episode (the hub is stopping)."""
+        out = Outputs()
+        for name, entry in self._nurseries.items():
+            self._changes(name, entry, entry.detector.finish(), out)
+        return out
+
+    def _score(self, pending: list[tuple[str, Window]], out: Outputs) -> None:
+        if not pending:
+            return
+        n = len(pending)
+        first = pending[0][1].mel
+        shape = (n, *first.shape)
+        if self._batch.shape[0] < n or self._batch.shape[1:] != first.shape:
+            self._batch = np.empty((max(n, 64), *first.shape), np.int8)
+        batch = self._batch[:n]
+        for i, (_, window) in enumerate(pending):
+            batch[i] = window.mel
+        assert batch.shape == shape
+        scores = np.nan_to_num(np.asarray(self._model.predict(batch), np.float64), nan=0.0)
+        scores = np.clip(scores, 0.0, 1.0)
+        self.counters.add("windows", n)
+        for (name, window), p in zip(pending, scores.tolist(), strict=True):
+            entry = self._nurseries[name]
+            result = entry.detector.score(window, p)
+            if result.changes:
+                self._changes(name, entry, result.changes, out)
+            crying = entry.detector.tracker.current is not None
+            level = _level(window.level_dbfs)
+            out.windows.append(
+                WindowRecord(name, window.t_end, p, result.label, level, crying, self.version)
+            )
+            self._state(
+                name, entry=entry, t=window.t_end, label=result.label, p=p, level=level, out=out
+            )
+
+    def _today(self, entry: _Nursery, t: float) -> None:
+        day = dt.datetime.fromtimestamp(t).date()
+        if entry.day != day:
+            entry.day, entry.minutes_closed = day, 0.0
+
+    def _state(
+        self,
+        name: str,
+        *,
+        entry: _Nursery,
+        t: float,
+        label: Label,
+        p: float,
+        level: float,
+        out: Outputs,
+    ) -> None:
+        self._today(entry, t)
+        current = entry.detector.tracker.current
+        crying = current is not None
+        minutes = entry.minutes_closed
+        if current is not None:
+            minutes += max(0.0, t - current.start) / 60.0
+        state = NurseryState(
+            device=name,
+            t=t,
+            state="crying" if crying else label,
+            crying=crying,
+            cry_probability=p,
+            level_dbfs=level,
+            episode_started_at=current.start if current is not None else None,
+            last_episode_s=entry.last_episode_s,
+            crying_minutes_today=round(minutes, 3),
+        )
+        entry.state = state
+        key = (state.state, crying)
+        if key != entry.emitted or t - entry.emitted_t >= self.state_interval_s:
+            entry.emitted, entry.emitted_t = key, t
+            out.states[name] = state
+
+    def _changes(
+        self, name: str, entry: _Nursery, changes: list[EpisodeChange], out: Outputs
+    ) -> None:
+        for change in changes:
+            ep = change.episode
+            ended = change.kind == "ended"
+            end = ep.end if ended and ep.end is not None else None
+            duration = ep.duration if ended else max(0.0, ep.alert_at - ep.start)
+            event = EpisodeEvent(
+                device=name,
+                event=change.kind,
+                episode_id=episode_id(name, ep.start),
+                started_at=ep.start,
+                alert_at=max(ep.alert_at, ep.start),
+                ended_at=end,
+                duration_s=max(0.0, duration),
+                peak_probability=min(1.0, max(0.0, ep.peak)),
+                alert=ep.alert,
+            )
+            out.events.append(EpisodeRecord(event, self.version))
+            if ended and end is not None:
+                self.counters.add("episodes")
+                self._today(entry, end)
+                entry.minutes_closed += event.duration_s / 60.0
+                entry.last_episode_s = event.duration_s
+                if entry.state is not None:  # publish the closed episode's numbers now
+                    entry.emitted = None
+            log.info(
+                "%s: crying episode %s %s (%.1f s, peak %.2f%s)",
+                name,
+                event.episode_id,
+                change.kind,
+                event.duration_s,
+                event.peak_probability,
+                "" if event.alert else ", within cooldown: no alert",
+            )

@@ -1,0 +1,195 @@
+"""Windows and episodes to InfluxDB: line protocol, batching, retries, no loss.
+
+Threads, on purpose: influxdb-client's *synchronous* write API is called from
+this module's own writer thread, so a slow or dead database never stalls the
+processing thread. The processing thread only formats line-protocol strings
+and appends them to a :class:`~nurserycry.hub.buffer.PointBuffer`; the writer
+takes up to ``batch`` of the oldest, writes them, and acknowledges them only
+after the database said yes. A failure keeps them and retries with
+exponential backoff (0.5 s doubling to 30 s). Timestamps are deterministic
+(capture times, see ``influx_schema``), so a write repeated after an
+ambiguous failure overwrites the same points instead of doubling them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Protocol
+
+from .buffer import PointBuffer
+from .counters import Counters, RateLimitedWarnings
+from .engine import EpisodeRecord, WindowRecord
+from .influx_schema import EPISODE_MEASUREMENT, WINDOW_MEASUREMENT
+
+log = logging.getLogger(__name__)
+
+_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+
+
+def _tag(value: str) -> str:
+    return value.translate(_TAG_ESCAPES) or "none"
+
+
+def ns(t: float) -> int:
+    """Unix seconds -> integer nanoseconds, rounded to the microsecond (deterministic)."""
+    return round(t * 1_000_000) * 1000
+
+
+def window_line(w: WindowRecord) -> str:
+    return (
+        f"{WINDOW_MEASUREMENT},nursery={w.nursery},label={w.label},model={_tag(w.model)} "
+        f"cry_probability={float(w.probability)!r},level_dbfs={float(w.level_dbfs)!r},"
+        f"crying={int(w.crying)}i {ns(w.t)}"
+    )
+
+
+def episode_line(rec: EpisodeRecord) -> str:
+    e = rec.event
+    return (
+        f"{EPISODE_MEASUREMENT},nursery={e.device},model={_tag(rec.model)},"
+        f"alert={'true' if e.alert else 'false'} "
+        f"duration_s={float(e.duration_s)!r},peak_probability={float(e.peak_probability)!r},"
+        f"alert_delay_s={float(e.alert_at - e.started_at)!r} {ns(e.started_at)}"
+    )
+
+
+class LineWriter(Protocol):
+    """The database edge: write a batch or raise."""
+
+    def write(self, lines: list[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class InfluxClientWriter:
+    """:class:`LineWriter` over influxdb-client's synchronous write API."""
+
+    def __init__(
+        self, url: str, org: str, bucket: str, token: str | None, timeout_s: float = 10.0
+    ) -> None:
+        # imported here so a hub without InfluxDB never loads the client
+        from influxdb_client.client.influxdb_client import InfluxDBClient  # noqa: PLC0415
+        from influxdb_client.client.write_api import SYNCHRONOUS  # noqa: PLC0415
+        from influxdb_client.domain.write_precision import WritePrecision  # noqa: PLC0415
+
+        self._precision: Any = WritePrecision.NS
+        self._org, self._bucket = org, bucket
+        self._client = InfluxDBClient(
+            url=url, token=token or "", org=org, timeout=int(timeout_s * 1000), retries=False
+        )
+        self._api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, lines: list[str]) -> None:
+        self._api.write(
+            bucket=self._bucket, org=self._org, record=lines, write_precision=self._precision
+        )
+
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]
+        self._client.close()  # type: ignore[no-untyped-call]
+
+
+class InfluxSink:
+    """Buffers points and writes them from its own thread."""
+
+    def __init__(
+        self,
+        writer: LineWriter,
+        buffer: PointBuffer,
+        counters: Counters,
+        *,
+        batch: int = 500,
+        flush_s: float = 1.0,
+        min_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.writer, self.buffer, self.counters = writer, buffer, counters
+        self.batch, self.flush_s = batch, flush_s
+        self.min_backoff_s, self.max_backoff_s = min_backoff_s, max_backoff_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._deadline = float("inf")
+        self._warn = RateLimitedWarnings(log, interval_s=30.0)
+        self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
+        self._update_counters()
+
+    # -- producer side (processing thread) ------------------------------
+    def add_windows(self, windows: list[WindowRecord]) -> None:
+        if windows:
+            self._add([window_line(w) for w in windows])
+
+    def add_episodes(self, records: list[EpisodeRecord]) -> None:
+        lines = [episode_line(r) for r in records if r.event.event == "ended"]
+        if lines:
+            self._add(lines)
+
+    def _add(self, lines: list[str]) -> None:
+        self.buffer.append(lines)
+        if len(self.buffer) >= self.batch:
+            self._wake.set()
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is buffered (for at most ``timeout`` s), spool the rest, close."""
+        self._deadline = time.monotonic() + timeout
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout + 5)
+        self.buffer.close()
+        self.writer.close()
+        self._update_counters()
+
+    # -- writer thread ---------------------------------------------------
+    def _update_counters(self) -> None:
+        self.counters.set("influx_buffered", len(self.buffer))
+        self.counters.set("influx_spooled", self.buffer.spilled)
+        self.counters.set("influx_dropped", self.buffer.dropped)
+
+    def _run(self) -> None:
+        backoff = self.min_backoff_s
+        while True:
+            if not self._stopping.is_set() and len(self.buffer) < self.batch:
+                self._wake.wait(self.flush_s)
+                self._wake.clear()
+            lines = self.buffer.peek(self.batch)
+            if not lines:
+                self._update_counters()
+                if self._stopping.is_set():
+                    return
+                continue
+            try:
+                self.writer.write(lines)
+            except Exception as exc:
+                self.counters.add("influx_retries")
+                self._update_counters()
+                self._warn.warn(
+                    ("write",),
+                    "InfluxDB write of %d points failed (%s: %s); %d buffered, retrying in %.1f s",
+                    len(lines),
+                    type(exc).__name__,
+                    exc,
+                    len(self.buffer),
+                    backoff,
+                )
+                if self._stopping.is_set() and time.monotonic() + backoff > self._deadline:
+                    return
+                if self._stopping.is_set():
+                    time.sleep(backoff)
+                else:
+                    self._stopping.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            self.buffer.ack(len(lines))
+            self.counters.add("influx_written", len(lines))
+            self._update_counters()
+            if backoff > self.min_backoff_s:
+                log.info("InfluxDB writes succeed again; %d points buffered", len(self.buffer))
+            backoff = self.min_backoff_s
+            if self._stopping.is_set() and time.monotonic() > self._deadline:
+                return

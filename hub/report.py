@@ -1,0 +1,144 @@
+"""``nurserycry report``: a night's "misery meter" as a PNG, from the hub's local history.
+
+For each nursery: cry probability over time (filled), crying episodes shaded
+(hatched when they came within the cooldown and raised no alert), the sound
+level on a second axis, and the night's crying minutes and episode count in
+the title. Times are shown in the machine's local time zone.
+
+``render_timeline(db_path, out_png, nursery=None, since=None, until=None)`` is
+the function the demo calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .history import Night, nurseries, read_night
+from .settings import DATA_DIR
+
+NIGHT_START_HOUR = 18  # a night runs 18:00 .. 10:00 the next day (local time)
+NIGHT_HOURS = 16
+
+
+def night_bounds(day: dt.date) -> tuple[float, float]:
+    start = dt.datetime.combine(day, dt.time(NIGHT_START_HOUR)).astimezone()
+    return start.timestamp(), (start + dt.timedelta(hours=NIGHT_HOURS)).timestamp()
+
+
+def _latest(db_path: Path) -> float | None:
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT max(t) FROM windows").fetchone()
+    finally:
+        db.close()
+    return float(row[0]) if row and row[0] is not None else None
+
+
+def render_timeline(
+    db_path: Path,
+    out_png: Path,
+    nursery: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> Path:
+    """Draw the timeline of ``[since, until)`` (default: the last 16 h of data) to ``out_png``."""
+    import matplotlib  # noqa: PLC0415 (only the report needs matplotlib)
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates  # noqa: PLC0415
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    db_path, out_png = Path(db_path), Path(out_png)
+    if not db_path.is_file():
+        raise FileNotFoundError(f"no history database at {db_path}")
+    if until is None:
+        until = (_latest(db_path) or dt.datetime.now().timestamp()) + 1.0
+    if since is None:
+        since = until - NIGHT_HOURS * 3600
+    names = [nursery] if nursery else nurseries(db_path)
+    if not names:
+        raise ValueError(f"{db_path} holds no windows yet")
+    nights = [read_night(db_path, name, since, until) for name in names]
+
+    tz = dt.datetime.now().astimezone().tzinfo
+    fig, axes = plt.subplots(
+        len(nights), 1, figsize=(12, 3.2 * len(nights)), sharex=True, squeeze=False
+    )
+    try:
+        for ax, night in zip(axes[:, 0], nights, strict=True):
+            _draw(ax, night, tz)
+        axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=tz))
+        axes[-1, 0].set_xlabel("local time")
+        start = dt.datetime.fromtimestamp(since, tz)
+        end = dt.datetime.fromtimestamp(until, tz)
+        fig.suptitle(f"NurseryCry misery meter, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}")
+        fig.tight_layout()
+        out_png.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out_png, dpi=100)
+    finally:
+        plt.close(fig)
+    return out_png
+
+
+def _draw(a: Any, night: Night, tz: dt.tzinfo | None) -> None:
+    times = [dt.datetime.fromtimestamp(t, tz) for t in night.t]
+    minutes = sum(end - start for start, end, _p, _a in night.episodes) / 60.0
+    a.set_title(
+        f"{night.nursery}: {minutes:.1f} crying minutes in {len(night.episodes)} episode(s)",
+        loc="left",
+    )
+    for start, end, _peak, alert in night.episodes:
+        a.axvspan(
+            dt.datetime.fromtimestamp(start, tz),
+            dt.datetime.fromtimestamp(end, tz),
+            color="tab:red",
+            alpha=0.25 if alert else 0.12,
+            hatch=None if alert else "//",
+            lw=0,
+        )
+    if times:
+        a.fill_between(times, night.probability, color="tab:red", alpha=0.6, lw=0.6)
+    a.set_ylim(0, 1)
+    a.set_ylabel("cry probability")
+    level = a.twinx()
+    if times:
+        level.plot(times, night.level_dbfs, color="tab:blue", lw=0.6, alpha=0.7)
+    level.set_ylabel("level (dBFS)", color="tab:blue")
+    if not times:
+        a.text(0.5, 0.5, "no data", transform=a.transAxes, ha="center", va="center")
+
+
+def _timestamp(text: str) -> float:
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.astimezone()
+    return value.timestamp()
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="nurserycry report", description="Draw a night's cry timeline from the local history."
+    )
+    p.add_argument("--db", type=Path, default=DATA_DIR / "history.sqlite", help="history database")
+    p.add_argument("--nursery", help="only this nursery (default: all)")
+    p.add_argument("--night", type=dt.date.fromisoformat, help="YYYY-MM-DD: 18:00 to 10:00")
+    p.add_argument("--since", type=_timestamp, help="ISO time, e.g. 2026-11-28T20:00")
+    p.add_argument("--until", type=_timestamp, help="ISO time")
+    p.add_argument("--out", type=Path, default=Path("night.png"), help="PNG to write")
+    args = p.parse_args(list(argv))
+    since, until = args.since, args.until
+    if args.night is not None:
+        since, until = night_bounds(args.night)
+    try:
+        out = render_timeline(args.db, args.out, args.nursery, since, until)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"nurserycry report: {exc}\n")
+        return 1
+    sys.stdout.write(f"wrote {out}\n")
+    return 0

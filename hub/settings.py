@@ -1,0 +1,111 @@
+"""The hub's configuration: flags > ``NURSERYCRY_HUB_*`` env > ``--config`` file > defaults.
+
+MQTT settings are nested (``NURSERYCRY_HUB_MQTT__BROKER``, flag ``--broker``);
+InfluxDB settings are flat (``NURSERYCRY_HUB_INFLUX_URL``, flag
+``--influx-url``). Without ``influx_url`` the hub keeps a local SQLite
+history instead (``history_db``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from nurserycry.shared.config import MqttSettings, RoleSettings
+from nurserycry.shared.detector import DetectorConfig
+from nurserycry.shared.topics import check_nursery
+
+DATA_DIR = Path("~/.local/share/nurserycry").expanduser()
+
+
+class HubSettings(RoleSettings):
+    """Everything ``nurserycry hub`` can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NURSERYCRY_HUB_", extra="forbid", env_nested_delimiter="__"
+    )
+
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    client_id: str = Field(
+        "nurserycry-hub",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="stable MQTT client id: the broker keeps this session's QoS 1 messages",
+    )
+
+    model: Path | None = Field(None, description="model directory (default: the shipped model)")
+    model_poll_s: float = Field(3.0, ge=0.2, le=3600, description="how often to check the model")
+
+    influx_url: str | None = Field(None, description="InfluxDB URL, e.g. http://localhost:8086")
+    influx_org: str = Field("nurserycry", max_length=200)
+    influx_bucket: str = Field("nurserycry", max_length=200)
+    influx_token: SecretStr | None = None
+    influx_batch: int = Field(500, ge=1, le=50_000, description="points per write")
+    influx_flush_s: float = Field(1.0, gt=0, le=60, description="longest wait before a write")
+    influx_timeout_s: float = Field(10.0, gt=0, le=300, description="HTTP timeout per write")
+    influx_memory_points: int = Field(
+        20_000, ge=100, le=10_000_000, description="points held in memory before spilling to disk"
+    )
+    influx_spool: Path = Field(
+        DATA_DIR / "influx-spool.sqlite", description="on-disk queue while InfluxDB is down"
+    )
+    influx_spool_points: int = Field(
+        5_000_000, ge=1000, le=1_000_000_000, description="disk bound; beyond it oldest drop"
+    )
+
+    history_db: Path = Field(
+        DATA_DIR / "history.sqlite", description="local history when no InfluxDB is configured"
+    )
+    history: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: keep the local history only when influx_url is unset"
+    )
+
+    detector: DetectorConfig = Field(
+        default_factory=DetectorConfig,
+        description="labels and episode rule for every nursery (window/hop come from the model)",
+    )
+    nurseries: dict[str, DetectorConfig] = Field(
+        default_factory=dict, description="per-nursery overrides of `detector`"
+    )
+
+    detections: bool = Field(True, description="publish a Detection per window")
+    state_interval_s: float = Field(
+        5.0, ge=0, le=3600, description="retained state: on change, else at most this often"
+    )
+    status_interval_s: float = Field(10.0, ge=1, le=3600, description="HubStatus period")
+    queue_size: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
+    reorder_messages: int = Field(
+        8, ge=0, le=1000, description="messages held waiting for a missing one before a gap"
+    )
+    reorder_wait_s: float = Field(2.0, ge=0, le=60, description="longest hold for a missing one")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("influx_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("influx_url must start with http:// or https://")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"model directory not found: {value}")
+        return value
+
+    @field_validator("nurseries")
+    @classmethod
+    def _names(cls, value: dict[str, DetectorConfig]) -> dict[str, DetectorConfig]:
+        for name in value:
+            check_nursery(name)
+        return value
+
+    @property
+    def keep_history(self) -> bool:
+        return self.history == "on" or (self.history == "auto" and self.influx_url is None)
+
+    def detector_for(self, nursery: str) -> DetectorConfig:
+        return self.nurseries.get(nursery, self.detector)
