@@ -1,0 +1,137 @@
+"""Engine (pure): windows batched across nurseries, states, episode events; discovery payloads."""
+
+from __future__ import annotations
+
+import json
+
+from nurserycry.hub import discovery
+from nurserycry.hub.counters import Counters
+from nurserycry.hub.engine import Engine, Outputs
+from nurserycry.hub.ingest import Accepted
+from nurserycry.shared.detector import DetectorConfig
+from nurserycry.shared.episodes import EpisodeConfig
+from nurserycry.shared.topics import Topics
+
+from tests.test_hub_support import FakeModel, features
+
+
+def accepted(device: str, seq: int, crying: bool) -> Accepted:
+    msg = features(device, seq, crying=crying)
+    return Accepted(device, msg, msg.mel.to_numpy(), msg.level.to_numpy())
+
+
+def run(engine: Engine, plan: dict[str, list[bool]]) -> list[Outputs]:
+    """Feed each nursery's messages (crying or not) one batch per message index."""
+    outs = []
+    for seq in range(max(len(v) for v in plan.values())):
+        batch = [accepted(d, seq, c[seq]) for d, c in plan.items() if seq < len(c)]
+        outs.append(engine.process(batch))
+    return outs
+
+
+def make(config: DetectorConfig | None = None) -> tuple[Engine, FakeModel]:
+    model = FakeModel()
+    cfg = config or DetectorConfig(
+        episodes=EpisodeConfig(release_s=2.0, cooldown_s=10.0, min_episode_s=1.0)
+    )
+    return Engine(model, lambda _n: cfg, Counters(), state_interval_s=5.0), model
+
+
+def test_windows_from_several_nurseries_share_one_model_call() -> None:
+    engine, model = make()
+    outs = run(engine, {"a": [False] * 4, "b": [True] * 4, "c": [False] * 4})
+    # 25 frames per message, 50-frame windows every 25: one window per nursery per message
+    # from the second message on, all scored together
+    assert model.calls == [3, 3, 3]
+    windows = [w for o in outs for w in o.windows]
+    assert len(windows) == 9
+    assert engine.counters.get("windows") == 9
+    by = {w.nursery: w for w in windows}
+    assert by["b"].label == "crying"
+    assert by["a"].label == "quiet"
+    assert by["a"].level_dbfs < -90
+    assert abs(by["b"].probability - 0.95) < 1e-6
+
+
+def test_episode_started_and_ended_with_duration_and_peak() -> None:
+    engine, _ = make()
+    plan = [False] * 2 + [True] * 10 + [False] * 10
+    outs = run(engine, {"n1": plan})
+    events = [e.event for o in outs for e in o.events]
+    assert [e.event for e in events] == ["started", "ended"]
+    started, ended = events
+    assert started.episode_id == ended.episode_id
+    assert started.alert
+    assert ended.ended_at is not None
+    assert 4.0 <= ended.duration_s <= 6.5
+    assert abs(ended.peak_probability - 0.95) < 1e-6
+    assert engine.counters.get("episodes") == 1
+    states = [s for o in outs for s in o.states.values()]
+    assert any(s.crying and s.state == "crying" for s in states)
+    final = engine.state("n1")
+    assert final is not None
+    assert not final.crying
+    assert final.last_episode_s == ended.duration_s
+    assert abs(final.crying_minutes_today - ended.duration_s / 60) < 0.01
+
+
+def test_state_emitted_on_change_and_periodically_only() -> None:
+    engine, _ = make()
+    outs = run(engine, {"n1": [False] * 30})
+    emitted = [o.states["n1"] for o in outs if "n1" in o.states]
+    # 29 windows over ~14.5 s of capture time, state_interval 5 s: first + every 5 s
+    assert 3 <= len(emitted) <= 4
+    assert all(s.state == "quiet" for s in emitted)
+
+
+def test_gap_closes_an_open_episode() -> None:
+    engine, _ = make()
+    run(engine, {"n1": [True] * 8})
+    assert engine.crying("n1")
+    msg = features("n1", 20, crying=True)  # frames 500.. after 200: a gap
+    out = engine.process([Accepted("n1", msg, msg.mel.to_numpy(), msg.level.to_numpy())])
+    assert [e.event.event for e in out.events] == ["ended"]
+
+
+def test_model_swap_keeps_nurseries() -> None:
+    engine, _ = make()
+    run(engine, {"n1": [False] * 3})
+    engine.model = FakeModel("fake-2")
+    out = run(engine, {"n1": [False] * 2})
+    assert {w.model for o in out for w in o.windows} <= {"fake-2"}
+    assert engine.nurseries == ["n1"]
+
+
+def test_discovery_payloads_follow_home_assistant_conventions() -> None:
+    topics = Topics()
+    msgs = dict(discovery.messages(topics, "nursery-1", "9.9"))
+    assert set(msgs) == {
+        "homeassistant/binary_sensor/nurserycry_nursery-1/crying/config",
+        "homeassistant/sensor/nurserycry_nursery-1/state/config",
+        "homeassistant/sensor/nurserycry_nursery-1/cry_probability/config",
+        "homeassistant/sensor/nurserycry_nursery-1/sound_level/config",
+        "homeassistant/sensor/nurserycry_nursery-1/last_episode/config",
+        "homeassistant/sensor/nurserycry_nursery-1/crying_today/config",
+    }
+    configs = {t.split("/")[-2]: json.loads(p) for t, p in msgs.items()}
+    crying = configs["crying"]
+    assert crying["device_class"] == "sound"
+    assert crying["state_topic"] == "nurserycry/nursery-1/state"
+    assert crying["unique_id"] == "nurserycry_nursery-1_crying"
+    assert crying["default_entity_id"] == "binary_sensor.nurserycry_nursery_1_crying"
+    assert crying["availability_mode"] == "all"
+    assert [a["topic"] for a in crying["availability"]] == [
+        "nurserycry/hub/availability",
+        "nurserycry/nursery-1/availability",
+    ]
+    assert crying["device"]["identifiers"] == ["nurserycry_nursery-1"]
+    assert crying["device"]["sw_version"] == "9.9"
+    assert crying["origin"]["name"] == "NurseryCry"
+    assert configs["sound_level"]["unit_of_measurement"] == "dBFS"
+    assert "device_class" not in configs["sound_level"]
+    assert configs["cry_probability"]["unit_of_measurement"] == "%"
+    assert configs["last_episode"]["device_class"] == "duration"
+    assert configs["crying_today"]["state_class"] == "total_increasing"
+    assert len({c["unique_id"] for c in configs.values()}) == 6
+    # every entity shares one device per nursery
+    assert len({json.dumps(c["device"], sort_keys=True) for c in configs.values()}) == 1
