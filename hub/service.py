@@ -67,6 +67,7 @@ class Hub:
     ) -> None:
         self.settings = settings
         self.topics = Topics(settings.mqtt.topic_prefix, settings.mqtt.discovery_prefix)
+        self._hub_prefix = self.topics.hub("status").rsplit("/", 1)[0] + "/"
         self.counters = Counters()
         self._watcher: ModelWatcher[HubModel] | None = None
         if model is None:
@@ -269,6 +270,8 @@ class Hub:
                     self._republish_states()
             elif topic == topics.hub("command"):
                 self._command(payload)
+            elif topic.startswith(self._hub_prefix):
+                pass  # our own availability (matched by the +/availability filter)
             elif topic == _RECONNECTED:
                 self.publisher.announce_all()  # the broker may have lost retained messages
                 self._republish_states()

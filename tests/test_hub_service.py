@@ -1,0 +1,302 @@
+"""The hub against a real mosquitto (and victoria-metrics): frames in, MQTT/history/InfluxDB out.
+
+The model is the fake from ``test_hub_support`` (loud mel codes = crying): these
+tests are about the service, not the model.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nurserycry.hub.service import Hub
+from nurserycry.shared.config import MqttSettings
+from nurserycry.shared.mqtt import MqttLink
+from nurserycry.shared.schemas import EpisodeEvent, HubStatus, NurseryState
+
+from tests.servers import Mosquitto, VictoriaMetrics
+from tests.test_hub_support import FakeModel, hub_settings, payload, wait_for
+
+pytestmark = pytest.mark.servers
+
+
+class Watcher:
+    """A plain MQTT client recording everything under the hub's and HA's prefixes."""
+
+    def __init__(self, broker: Mosquitto, name: str = "watcher") -> None:
+        self.got: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.seen: list[tuple[str, bytes]] = []
+        self.link = MqttLink(
+            MqttSettings(broker=broker.url), name, min_backoff_s=1, max_backoff_s=1
+        )
+        self.link.subscribe("nurserycry/#", lambda t, p: self.got.put((t, p)))
+        self.link.subscribe("homeassistant/#", lambda t, p: self.got.put((t, p)))
+        self.link.start()
+        assert self.link.wait_connected(10)
+
+    def pump(self) -> list[tuple[str, bytes]]:
+        while True:
+            try:
+                self.seen.append(self.got.get_nowait())
+            except queue.Empty:
+                return self.seen
+
+    def on(self, topic: str) -> list[bytes]:
+        return [p for t, p in self.pump() if t == topic]
+
+    def wait(self, topic: str, n: int = 1, timeout: float = 15.0) -> list[bytes]:
+        def enough() -> list[bytes] | None:
+            got = self.on(topic)
+            return got if len(got) >= n else None
+
+        return wait_for(enough, timeout, f"{n} message(s) on {topic}")
+
+    def stop(self) -> None:
+        self.link.stop()
+
+
+class Edge:
+    """Publishes generated features like an edge agent (QoS 1)."""
+
+    def __init__(self, broker: Mosquitto, device: str) -> None:
+        self.device = device
+        avail = f"nurserycry/{device}/availability"
+        self.link = MqttLink(
+            MqttSettings(broker=broker.url),
+            f"edge-{device}",
+            will=(avail, "offline"),
+            birth=[(avail, "online")],
+            min_backoff_s=1,
+            max_backoff_s=1,
+        )
+        self.link.start()
+        assert self.link.wait_connected(10)
+        self.topic = f"nurserycry/{device}/features"
+
+    def send(self, seq: int, crying: bool = False, **kw: object) -> None:
+        info = self.link.publish(self.topic, payload(self.device, seq, crying=crying, **kw), qos=1)
+        info.wait_for_publish(10)
+
+    def raw(self, topic: str, data: bytes) -> None:
+        self.link.publish(topic, data, qos=1).wait_for_publish(10)
+
+    def stop(self) -> None:
+        self.link.stop()
+
+
+@pytest.fixture
+def watcher(mosquitto: Mosquitto) -> Iterator[Watcher]:
+    w = Watcher(mosquitto)
+    yield w
+    w.stop()
+
+
+def start_hub(tmp_path: Path, broker: Mosquitto, **kw: object) -> Hub:
+    hub = Hub(hub_settings(tmp_path, broker.url, **kw), FakeModel())
+    hub.start()
+    assert hub.wait_connected(10)
+    return hub
+
+
+def test_frames_in_state_events_discovery_and_history_out(
+    mosquitto: Mosquitto, watcher: Watcher, tmp_path: Path
+) -> None:
+    hub = start_hub(tmp_path, mosquitto)
+    edge = Edge(mosquitto, "nursery-1")
+    try:
+        plan = [False] * 4 + [True] * 16 + [False] * 16
+        for seq, crying in enumerate(plan):
+            edge.send(seq, crying)
+        ended = watcher.wait("nurserycry/nursery-1/event", 2)
+        events = [EpisodeEvent.decode(p) for p in ended]
+        assert [e.event for e in events] == ["started", "ended"]
+        assert events[1].duration_s > 5
+        assert events[1].peak_probability > 0.9
+        configs = [t for t, _ in watcher.pump() if t.startswith("homeassistant/")]
+        assert len(configs) == 6
+        assert "homeassistant/binary_sensor/nurserycry_nursery-1/crying/config" in configs
+        states = [NurseryState.decode(p) for p in watcher.on("nurserycry/nursery-1/state")]
+        assert any(s.crying for s in states)
+        assert not states[-1].crying
+        detections = watcher.wait("nurserycry/nursery-1/detection", len(plan) - 1)
+        assert len(detections) == len(plan) - 1
+        assert watcher.on("nurserycry/hub/availability")[0] == b"online"
+        status = HubStatus.decode(watcher.wait("nurserycry/hub/status")[-1])
+        assert status.model == "fake-1"
+        snap = hub.snapshot()
+        assert snap.states["nursery-1"].device == "nursery-1"
+        assert snap.edges_online == {"nursery-1": True}
+    finally:
+        edge.stop()
+        hub.stop()
+    assert watcher.wait("nurserycry/hub/availability", 2)[-1] == b"offline"
+    with sqlite3.connect(tmp_path / "history.sqlite") as db:
+        n_windows = db.execute("SELECT count(*) FROM windows").fetchone()[0]
+        n_episodes = db.execute("SELECT count(*) FROM episodes").fetchone()[0]
+    db.close()
+    assert n_windows == len(plan) - 1  # 25-frame messages, 50-frame windows, hop 25
+    assert n_episodes == 1
+
+
+def test_bad_messages_are_counted_and_good_nurseries_unaffected(
+    mosquitto: Mosquitto, watcher: Watcher, tmp_path: Path
+) -> None:
+    hub = start_hub(tmp_path, mosquitto)
+    good = Edge(mosquitto, "good")
+    bad = Edge(mosquitto, "bad")
+    try:
+        version = json.loads(payload("bad", 0))
+        version["v"] = 7
+        for seq in range(20):
+            good.send(seq)
+            if seq % 5 == 0:
+                good.send(seq)  # a redelivered duplicate
+            bad.raw("nurserycry/bad/features", b"{broken")
+            bad.raw("nurserycry/bad/features", b"z" * 80_000)
+            bad.raw("nurserycry/bad/features", json.dumps(version).encode())
+            bad.raw("nurserycry/bad/features", payload("good", 100 + seq))  # not its name
+            bad.raw("nurserycry/bad/features", payload("bad", seq, frontend="00000000deadbeef"))
+        wait_for(lambda: hub.counters.get("windows") >= 19, what="windows of the good nursery")
+        c = hub.counters
+        wait_for(lambda: c.get("rejected_frontend") == 20, what="all bad messages handled")
+        assert c.get("rejected_malformed") == 20
+        assert c.get("rejected_oversize") == 20
+        assert c.get("rejected_version") == 20
+        assert c.get("rejected_topic") == 20
+        assert c.get("duplicates") == 4
+        assert c.get("windows") == 19
+        assert hub.engine.nurseries == ["good"]
+        status = wait_for(
+            lambda: [
+                s
+                for s in map(HubStatus.decode, watcher.on("nurserycry/hub/status"))
+                if s.counters["rejected_malformed"] == 20
+            ],
+            what="status with the counters",
+        )[-1]
+        assert status.counters["rejected_topic"] == 20
+    finally:
+        good.stop()
+        bad.stop()
+        hub.stop()
+
+
+def test_gap_is_reported(mosquitto: Mosquitto, watcher: Watcher, tmp_path: Path) -> None:
+    hub = start_hub(tmp_path, mosquitto, reorder_messages=2)
+    edge = Edge(mosquitto, "n1")
+    try:
+        for seq in [0, 1, 2, 6, 7, 8, 9, 10]:
+            edge.send(seq)
+        wait_for(lambda: hub.counters.get("gaps") == 1, what="a gap")
+        assert hub.counters.get("frames_lost") == 75
+        status = wait_for(
+            lambda: [
+                s
+                for s in map(HubStatus.decode, watcher.on("nurserycry/hub/status"))
+                if s.counters["gaps"] == 1
+            ],
+            what="status reporting the gap",
+        )
+        assert status[-1].counters["frames_lost"] == 75
+    finally:
+        edge.stop()
+        hub.stop()
+
+
+def test_home_assistant_online_republishes_discovery(
+    mosquitto: Mosquitto, watcher: Watcher, tmp_path: Path
+) -> None:
+    hub = start_hub(tmp_path, mosquitto)
+    edge = Edge(mosquitto, "n1")
+    try:
+        edge.send(0)
+        topic = "homeassistant/sensor/nurserycry_n1/sound_level/config"
+        watcher.wait(topic, 1)
+        edge.raw("homeassistant/status", b"online")
+        watcher.wait(topic, 2)
+    finally:
+        edge.stop()
+        hub.stop()
+
+
+def test_broker_restart_mid_stream(mosquitto: Mosquitto, watcher: Watcher, tmp_path: Path) -> None:
+    hub = start_hub(tmp_path, mosquitto)
+    edge = Edge(mosquitto, "n1")
+    try:
+        for seq in range(10):
+            edge.send(seq)
+        wait_for(lambda: hub.counters.get("windows") == 9, what="windows before the restart")
+        mosquitto.stop()
+        wait_for(lambda: not hub.link.connected, what="hub sees the broker gone")
+        mosquitto.start()  # no persistence: retained discovery/state are gone
+        assert hub.wait_connected(20)
+        assert edge.link.wait_connected(20)
+        assert watcher.link.wait_connected(20)
+        # resubscribed: the stream goes on; discovery and state were published again
+        for seq in range(10, 20):
+            edge.send(seq)
+        wait_for(lambda: hub.counters.get("windows") == 19, what="windows after the restart")
+        assert hub.counters.get("gaps") == 0
+        assert hub.counters.get("duplicates") == 0
+        watcher.wait("homeassistant/binary_sensor/nurserycry_n1/crying/config", 2)
+    finally:
+        edge.stop()
+        hub.stop()
+
+
+def test_persistent_session_keeps_features_while_hub_restarts(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    hub = start_hub(tmp_path, mosquitto)
+    edge = Edge(mosquitto, "n1")
+    try:
+        for seq in range(5):
+            edge.send(seq)
+        wait_for(lambda: hub.counters.get("windows") == 4, what="first windows")
+        hub.stop()
+        for seq in range(5, 15):  # the hub is away: the broker queues these (QoS 1)
+            edge.send(seq)
+        hub = start_hub(tmp_path, mosquitto)
+        wait_for(lambda: hub.counters.get("messages") == 10, what="queued messages delivered")
+        wait_for(lambda: hub.counters.get("windows") == 9, what="windows from queued messages")
+    finally:
+        edge.stop()
+        hub.stop()
+
+
+def test_hub_influx_outage_mid_stream(
+    mosquitto: Mosquitto, victoria: VictoriaMetrics, tmp_path: Path
+) -> None:
+    hub = start_hub(
+        tmp_path, mosquitto, influx_url=victoria.url, influx_batch=20, influx_flush_s=0.1
+    )
+    assert hub.history is None
+    edge = Edge(mosquitto, "n1")
+    try:
+        for seq in range(21):
+            edge.send(seq, crying=10 <= seq < 16)
+        wait_for(lambda: hub.counters.get("influx_written") >= 20, what="first points")
+        victoria.stop()
+        for seq in range(21, 61):
+            edge.send(seq)
+        wait_for(lambda: hub.counters.get("influx_retries") >= 1, what="a failed write")
+        victoria.start()
+        for seq in range(61, 81):
+            edge.send(seq)
+        wait_for(lambda: hub.counters.get("windows") == 80, what="all windows")
+    finally:
+        edge.stop()
+        hub.stop()
+    c = hub.counters
+    assert c.get("influx_buffered") == 0
+    series = victoria.export('{__name__="nurserycry_window_cry_probability"}')
+    stamps = [ts for s in series for ts in s["timestamps"]]  # type: ignore[attr-defined]
+    assert len(stamps) == 80
+    assert len(set(stamps)) == 80
+    episodes = victoria.export('{__name__="nurserycry_episode_duration_s"}')
+    assert sum(len(s["values"]) for s in episodes) == 1  # type: ignore[arg-type]
