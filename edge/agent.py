@@ -1,0 +1,185 @@
+"""The edge agent: a source, the ring, the frontend, the spool and MQTT, wired.
+
+Threads, on purpose (audio callbacks are threads; nothing here needs asyncio):
+
+* the source's thread (PortAudio callback or a reader) only moves blocks into
+  the :class:`Ring`; it never waits for the network or the disk;
+* the processing thread (:meth:`EdgeAgent._process`) runs the shared frontend
+  and appends messages to the durable :class:`Spool` (one fsync per batch);
+* the publisher thread drains the spool to MQTT, paho's thread does the I/O;
+* the thread that called :meth:`EdgeAgent.run` sends the heartbeat and waits.
+
+``run()`` returns 0 when a finite source (file, stdin, generated) has been
+captured, processed and acknowledged by the broker to the last frame, or when
+:meth:`stop` was called (SIGTERM): then capture stops, what can be sent within
+``flush_timeout_s`` is sent and the rest stays in the spool for next time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from nurserycry import __version__
+from nurserycry.shared.mqtt import MqttLink
+from nurserycry.shared.schemas import EdgeStatus
+from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
+
+from .features import FeatureBuilder
+from .publisher import Publisher
+from .ring import Ring
+from .settings import EdgeSettings
+from .sources import Source
+from .spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+class EdgeAgent:
+    def __init__(self, settings: EdgeSettings, source: Source, link: MqttLink | None = None):
+        self.settings = settings
+        self.source = source
+        self.topics = Topics(settings.mqtt.topic_prefix, settings.mqtt.discovery_prefix)
+        nursery = settings.nursery
+        self.availability = self.topics.nursery(nursery, "availability")
+        self.link = link or MqttLink(
+            settings.mqtt,
+            settings.mqtt_client_id,
+            will=(self.availability, OFFLINE),
+            birth=[(self.availability, ONLINE)],
+            min_backoff_s=1,
+            max_backoff_s=10,
+        )
+        self.spool = Spool(settings.spool_path, int(settings.spool_max_mb * 1e6))
+        self.publisher = Publisher(self.spool, self.link, settings.inflight)
+        self.ring = Ring(max(1, int(settings.ring_seconds * source.rate)))
+        self.builder: FeatureBuilder | None = None
+        self.started = time.monotonic()
+        self.processed = threading.Event()  # every captured frame is in the spool
+        self._stopping = threading.Event()
+        self._process_thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self._overruns_logged = 0
+
+    # -- lifecycle -------------------------------------------------------
+    def run(self) -> int:
+        """Capture until the source ends (and all is acknowledged) or :meth:`stop`."""
+        self.link.start()
+        self.publisher.start()
+        self.publisher.notify()  # a spool left from before goes out first
+        next_status = time.monotonic()
+        try:
+            self.source.start(self.ring)
+            self._process_thread = threading.Thread(
+                target=self._process, name="process", daemon=True
+            )
+            self._process_thread.start()
+            while not self._stopping.is_set():
+                if time.monotonic() >= next_status:
+                    self._heartbeat()
+                    next_status += self.settings.status_interval_s
+                if self.error is not None:
+                    break
+                if self.processed.is_set() and self.publisher.wait_idle(0):
+                    log.info("every frame acknowledged by the broker")
+                    break
+                self._stopping.wait(0.2)
+        finally:
+            self._shutdown()
+        if self.error is not None or self.source.error is not None:
+            return 1
+        return 0
+
+    def stop(self) -> None:
+        """Stop capturing; ``run`` flushes (bounded) and returns. Signal-safe."""
+        self._stopping.set()
+
+    def _shutdown(self) -> None:
+        self.source.stop()
+        self.ring.close()
+        if self._process_thread is not None:
+            self._process_thread.join(max(5.0, self.settings.flush_timeout_s))
+        if self.link.connected and not self.publisher.wait_idle(self.settings.flush_timeout_s):
+            log.warning("leaving %d message(s) in the spool for next time", self.spool.depth)
+        self.publisher.stop()
+        if self.link.connected:
+            self._heartbeat()
+        self.link.stop(final=[(self.availability, OFFLINE)])
+        self.spool.close()
+
+    # -- the processing thread --------------------------------------------
+    def _process(self) -> None:
+        try:
+            self._process_blocks()
+        except Exception as exc:
+            log.exception("processing failed")
+            self.error = exc
+            self._stopping.set()
+
+    def _process_blocks(self) -> None:
+        topic = self.topics.nursery(self.settings.nursery, "features")
+        while True:
+            block = self.ring.get(timeout=0.5)
+            if block is None:
+                if self.ring.drained:
+                    break
+                continue
+            if self.builder is None:
+                self.builder = FeatureBuilder(
+                    self.settings.nursery,
+                    topic,
+                    self.spool.state,
+                    rate=self.source.rate,
+                    start_time=self.source.start_time or time.time(),
+                    channels=self.source.channels,
+                    gain_db=self.settings.gain_db,
+                    frames_per_message=self.settings.frames_per_message,
+                )
+            items = self.builder.push(block)
+            # Whatever else is already waiting joins the same transaction.
+            while self.ring.held and len(items) < 200:
+                more = self.ring.get(timeout=0)
+                if more is None:
+                    break
+                items += self.builder.push(more)
+            self._spool(items)
+        if self.builder is not None:
+            self._spool(self.builder.finish())
+        self.processed.set()
+        self.publisher.notify()
+
+    def _spool(self, items: list[tuple[int, str, bytes]]) -> None:
+        if items and self.builder is not None:
+            self.spool.append(items, self.builder.state)
+            self.publisher.notify()
+
+    # -- heartbeat ---------------------------------------------------------
+    def status(self) -> EdgeStatus:
+        b = self.builder
+        return EdgeStatus(
+            device=self.settings.nursery,
+            t=time.time(),
+            software=f"nurserycry-edge {__version__}",
+            source=self.source.kind,
+            uptime_s=time.monotonic() - self.started,
+            frames_captured=b.frames if b else 0,
+            messages_sent=self.publisher.sent,
+            overruns=self.ring.overruns,
+            spool_depth=self.spool.depth,
+            spool_dropped=self.spool.dropped,
+            level_dbfs=b.level_dbfs if b else None,
+        )
+
+    def _heartbeat(self) -> None:
+        status = self.status()
+        if status.overruns > self._overruns_logged:
+            log.warning(
+                "audio overruns: %d block(s) dropped so far (processing too slow)",
+                status.overruns,
+            )
+            self._overruns_logged = status.overruns
+        if not self.link.connected:
+            return
+        topic = self.topics.nursery(self.settings.nursery, "status")
+        self.link.publish(topic, status.encode(), qos=0)

@@ -1,0 +1,124 @@
+"""Drains the spool to MQTT: QoS 1, in order, deleted only after the PUBACK.
+
+Threads: one publisher thread (this class) plus paho's network thread (inside
+:class:`MqttLink`). The publisher hands at most ``window`` messages to paho at
+a time, in ``seq`` order, and remembers which MQTT message id carries which
+``seq``. paho's thread reports PUBACKs through :meth:`_on_published`, which
+only queues the id (no disk I/O on the network thread); the publisher thread
+then deletes acknowledged messages from the spool in one transaction.
+
+After a reconnect paho itself resends the unacknowledged messages of the
+window, in order, with the DUP flag (the same session); everything beyond the
+window is still in the spool and follows. After a restart of the agent the
+whole spool is sent again from its oldest message: QoS 1 means a message may
+arrive twice, never that it is lost (the hub drops duplicates by stream+seq).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from .spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+class Info(Protocol):
+    mid: int
+
+
+class Link(Protocol):
+    """The part of :class:`~nurserycry.shared.mqtt.MqttLink` the publisher needs."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False
+    ) -> Info: ...
+
+    def on_published(self, callback: Callable[[int], None]) -> None: ...
+
+
+class Publisher:
+    def __init__(self, spool: Spool, link: Link, window: int = 32) -> None:
+        self.spool = spool
+        self.link = link
+        self.window = window
+        self.sent = 0  # acknowledged by the broker in this run
+        self._inflight: dict[int, int] = {}  # mid -> seq
+        self._cursor = -1  # highest seq handed to paho
+        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread: threading.Thread | None = None
+        link.on_published(self._on_published)
+
+    # -- other threads ---------------------------------------------------
+    def _on_published(self, mid: int) -> None:  # paho's network thread
+        self._acks.put(mid)
+        self._wake.set()
+
+    def notify(self) -> None:
+        """New messages were spooled."""
+        self._idle.clear()
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """True once the spool is empty and every message was acknowledged."""
+        return self._idle.wait(timeout)
+
+    # -- the publisher thread --------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            try:
+                self.step()
+            except Exception:
+                log.exception("publisher step failed; retrying")
+                self._stop.wait(1.0)
+
+    def step(self) -> None:
+        """Apply PUBACKs, then top the window up from the spool."""
+        acked: list[int] = []
+        while True:
+            try:
+                mid = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            seq = self._inflight.pop(mid, None)
+            if seq is not None:
+                acked.append(seq)
+        if acked:
+            self.spool.ack(acked)
+            self.sent += len(acked)
+        room = self.window - len(self._inflight)
+        if room > 0 and self.link.connected:
+            for item in self.spool.peek(self._cursor, room):
+                info = self.link.publish(item.topic, item.payload, qos=1)
+                self._inflight[info.mid] = item.seq
+                self._cursor = item.seq
+        if not self._inflight and self.spool.depth == 0:
+            self._idle.set()
+        else:
+            self._idle.clear()

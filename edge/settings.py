@@ -1,0 +1,118 @@
+"""The edge agent's configuration: flags > ``NURSERYCRY_EDGE_*`` env > ``--config`` > defaults.
+
+MQTT settings are nested like the hub's (flag ``--broker``, env
+``NURSERYCRY_EDGE_MQTT__BROKER``; ``--username``/``--password`` likewise).
+Exactly one audio source: ``device`` (a PyAudio input by name or index),
+``file`` or ``stdin``; with none of them the default microphone is used (what
+the systemd unit does unless ``NURSERYCRY_EDGE_DEVICE`` is set).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from nurserycry.shared.config import MqttSettings, RoleSettings
+from nurserycry.shared.schemas import NurseryId
+
+
+def default_data_dir() -> Path:
+    """systemd's ``StateDirectory`` when run as the service, else ~/.local/share."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0])
+    return Path("~/.local/share/nurserycry").expanduser()
+
+
+class EdgeSettings(RoleSettings):
+    """Everything ``nurserycry edge`` can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NURSERYCRY_EDGE_", extra="forbid", env_nested_delimiter="__"
+    )
+
+    nursery: NurseryId = Field(description="this nursery's name: its MQTT topic level")
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    client_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="MQTT client id (default: nurserycry-edge-<nursery>)",
+    )
+
+    # -- the audio source --------------------------------------------------
+    device: str | None = Field(
+        None, max_length=200, description="PyAudio input device: index or part of its name"
+    )
+    file: Path | None = Field(None, description="WAV/FLAC file to stream instead of a microphone")
+    fast: bool = Field(False, description="with --file: as fast as possible, not real time")
+    start_time: float | None = Field(
+        None, ge=1e9, le=4.1e9, description="with --file: capture time of its first sample"
+    )
+    stdin: bool = Field(False, description="read raw s16le PCM from standard input")
+    rate: int | None = Field(
+        None,
+        ge=8000,
+        le=192_000,
+        description="sample rate of --stdin PCM, or the microphone's (default: 16 kHz if "
+        "the card offers it, else its default rate)",
+    )
+    channels: int = Field(
+        1, ge=1, le=32, description="channels of --stdin PCM / opened on the device (mixed)"
+    )
+    gain_db: float = Field(0.0, ge=-40, le=60, description="gain applied before the frontend")
+    block_ms: int = Field(100, ge=10, le=1000, description="audio block length")
+
+    # -- what goes on the wire --------------------------------------------
+    frames_per_message: int = Field(
+        25, ge=1, le=500, description="feature frames per MQTT message (25 = 0.5 s)"
+    )
+    status_interval_s: float = Field(5.0, ge=0.5, le=3600, description="EdgeStatus period")
+
+    # -- buffers ----------------------------------------------------------
+    ring_seconds: float = Field(
+        10.0, ge=0.5, le=600, description="audio held between capture and processing"
+    )
+    spool: Path | None = Field(
+        None, description="spool database (default: <data dir>/edge-<nursery>.spool)"
+    )
+    spool_max_mb: float = Field(
+        100.0, ge=0.01, le=100_000, description="spool bound; beyond it the oldest go first"
+    )
+    inflight: int = Field(32, ge=1, le=100, description="QoS 1 messages awaiting PUBACK")
+    flush_timeout_s: float = Field(
+        5.0, ge=0, le=600, description="on SIGTERM: longest wait to send what is spooled"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        given = [n for n, v in (("device", self.device), ("file", self.file)) if v is not None]
+        if self.stdin:
+            given.append("stdin")
+        if len(given) > 1:
+            raise ValueError(f"choose one audio source, not {' and '.join(given)}")
+        if self.file is not None and not self.file.is_file():
+            raise ValueError(f"audio file not found: {self.file}")
+        if self.stdin and self.rate is None:
+            object.__setattr__(self, "rate", 16_000)
+        if (self.fast or self.start_time is not None) and self.file is None:
+            raise ValueError("--fast and --start-time apply to --file only")
+        return self
+
+    @property
+    def source_kind(self) -> Literal["microphone", "file", "stdin"]:
+        if self.file is not None:
+            return "file"
+        return "stdin" if self.stdin else "microphone"
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool or default_data_dir() / f"edge-{self.nursery}.spool"
+
+    @property
+    def mqtt_client_id(self) -> str:
+        return self.client_id or f"nurserycry-edge-{self.nursery}"
