@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from nurserycry import __version__
@@ -64,7 +65,10 @@ class Hub:
         model: HubModel | None = None,
         *,
         influx_writer: LineWriter | None = None,
+        loader: Callable[[Path], HubModel] | None = None,
     ) -> None:
+        """``model``: use this one (no reloads); else ``loader`` (default ``CryModel.load``)
+        loads ``settings.model`` (default: the shipped model) and reloads it when it changes."""
         self.settings = settings
         self.topics = Topics(settings.mqtt.topic_prefix, settings.mqtt.discovery_prefix)
         self._hub_prefix = self.topics.hub("status").rsplit("/", 1)[0] + "/"
@@ -74,10 +78,11 @@ class Hub:
             from .inference import CryModel, default_model_dir  # noqa: PLC0415 (TFLite)
 
             directory = settings.model or default_model_dir()
-            model = CryModel.load(directory)
+            load: Callable[[Path], HubModel] = loader or CryModel.load
+            model = load(directory)
             self._watcher = ModelWatcher[HubModel](
                 directory,
-                CryModel.load,
+                load,
                 self._model_loaded,
                 self.counters,
                 poll_s=settings.model_poll_s,

@@ -20,7 +20,7 @@ from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import EpisodeEvent, HubStatus, NurseryState
 
 from tests.servers import Mosquitto, VictoriaMetrics
-from tests.test_hub_support import FakeModel, hub_settings, payload, wait_for
+from tests.test_hub_support import Edge, FakeModel, hub_settings, payload, wait_for
 
 pytestmark = pytest.mark.servers
 
@@ -55,35 +55,6 @@ class Watcher:
             return got if len(got) >= n else None
 
         return wait_for(enough, timeout, f"{n} message(s) on {topic}")
-
-    def stop(self) -> None:
-        self.link.stop()
-
-
-class Edge:
-    """Publishes generated features like an edge agent (QoS 1)."""
-
-    def __init__(self, broker: Mosquitto, device: str) -> None:
-        self.device = device
-        avail = f"nurserycry/{device}/availability"
-        self.link = MqttLink(
-            MqttSettings(broker=broker.url),
-            f"edge-{device}",
-            will=(avail, "offline"),
-            birth=[(avail, "online")],
-            min_backoff_s=1,
-            max_backoff_s=1,
-        )
-        self.link.start()
-        assert self.link.wait_connected(10)
-        self.topic = f"nurserycry/{device}/features"
-
-    def send(self, seq: int, crying: bool = False, **kw: object) -> None:
-        info = self.link.publish(self.topic, payload(self.device, seq, crying=crying, **kw), qos=1)
-        info.wait_for_publish(10)
-
-    def raw(self, topic: str, data: bytes) -> None:
-        self.link.publish(topic, data, qos=1).wait_for_publish(10)
 
     def stop(self) -> None:
         self.link.stop()

@@ -19,8 +19,12 @@ import numpy.typing as npt
 
 from nurserycry.hub.inference import ModelMetadata
 from nurserycry.hub.settings import HubSettings
+from nurserycry.shared.config import MqttSettings
 from nurserycry.shared.frontend import DEFAULT_PARAMS
+from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import AudioFeatures
+
+from tests.servers import Mosquitto
 
 FRONTEND = DEFAULT_PARAMS.hash
 CRY_CODE = 100  # mel code: -> 0 dB band power
@@ -117,3 +121,32 @@ def hub_settings(tmp_path: Path, broker: str, **kw: object) -> HubSettings:
         state_interval_s=1.0,
         **kw,
     )
+
+
+class Edge:
+    """Publishes generated features like an edge agent (QoS 1)."""
+
+    def __init__(self, broker: Mosquitto, device: str) -> None:
+        self.device = device
+        avail = f"nurserycry/{device}/availability"
+        self.link = MqttLink(
+            MqttSettings(broker=broker.url),
+            f"edge-{device}",
+            will=(avail, "offline"),
+            birth=[(avail, "online")],
+            min_backoff_s=1,
+            max_backoff_s=1,
+        )
+        self.link.start()
+        assert self.link.wait_connected(10)
+        self.topic = f"nurserycry/{device}/features"
+
+    def send(self, seq: int, crying: bool = False, **kw: object) -> None:
+        info = self.link.publish(self.topic, payload(self.device, seq, crying=crying, **kw), qos=1)
+        info.wait_for_publish(10)
+
+    def raw(self, topic: str, data: bytes) -> None:
+        self.link.publish(topic, data, qos=1).wait_for_publish(10)
+
+    def stop(self) -> None:
+        self.link.stop()
