@@ -73,7 +73,8 @@ def render_timeline(
     try:
         for ax, night in zip(axes[:, 0], nights, strict=True):
             _draw(ax, night, tz)
-        axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=tz))
+        formatter = mdates.DateFormatter("%H:%M", tz=tz)  # type: ignore[no-untyped-call]
+        axes[-1, 0].xaxis.set_major_formatter(formatter)
         axes[-1, 0].set_xlabel("local time")
         start = dt.datetime.fromtimestamp(since, tz)
         end = dt.datetime.fromtimestamp(until, tz)
