@@ -95,7 +95,7 @@ def main(argv: Sequence[str]) -> int:
 
     try:
         hub = Hub(settings)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         sys.stderr.write(f"nurserycry hub: cannot start: {exc}\n")
         return 1
     stop = threading.Event()

@@ -86,6 +86,15 @@ class History:
             )
         self.written += len(windows)
 
+    def prune(self, before: float) -> int:
+        """Delete windows and episodes older than ``before`` (Unix s); returns rows deleted."""
+        with self._db:
+            n = self._db.execute("DELETE FROM windows WHERE t < ?", (before,)).rowcount
+            n += self._db.execute("DELETE FROM episodes WHERE ended_at < ?", (before,)).rowcount
+        if n:
+            log.info("local history: deleted %d rows older than the retention", n)
+        return n
+
     def close(self) -> None:
         self._db.close()
 

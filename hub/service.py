@@ -139,7 +139,7 @@ class Hub:
         self._thread = threading.Thread(target=self._run, name="hub-processing", daemon=True)
         self._started = self._stopped = False
         self._t_start = time.monotonic()
-        self._next_status = 0.0
+        self._next_status = self._next_prune = 0.0
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:
@@ -340,6 +340,9 @@ class Hub:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if self.history is not None and now >= self._next_prune:
+            self._next_prune = now + 3600
+            self.history.prune(time.time() - self.settings.history_days * 86400)
         if now >= self._next_status:
             self._next_status = now + self.settings.status_interval_s
             if self.link.connected:

@@ -52,7 +52,10 @@ class HubSettings(RoleSettings):
         DATA_DIR / "influx-spool.sqlite", description="on-disk queue while InfluxDB is down"
     )
     influx_spool_points: int = Field(
-        5_000_000, ge=1000, le=1_000_000_000, description="disk bound; beyond it oldest drop"
+        2_000_000,
+        ge=1000,
+        le=1_000_000_000,
+        description="disk bound (~150 bytes a point); beyond it the oldest are dropped",
     )
 
     history_db: Path = Field(
@@ -60,6 +63,9 @@ class HubSettings(RoleSettings):
     )
     history: Literal["auto", "on", "off"] = Field(
         "auto", description="auto: keep the local history only when influx_url is unset"
+    )
+    history_days: float = Field(
+        60, gt=0, le=36_500, description="local history older than this is deleted"
     )
 
     detector: DetectorConfig = Field(
