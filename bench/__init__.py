@@ -1,0 +1,1 @@
+"""Benchmarks: each module is a script writing JSON to bench/results/ (see BENCHMARKS.md)."""
