@@ -7,7 +7,6 @@ tests are about the service, not the model.
 from __future__ import annotations
 
 import json
-import queue
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,49 +14,12 @@ from pathlib import Path
 import pytest
 
 from nurserycry.hub.service import Hub
-from nurserycry.shared.config import MqttSettings
-from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import EpisodeEvent, HubStatus, NurseryState
 
 from tests.servers import Mosquitto, VictoriaMetrics
-from tests.test_hub_support import Edge, FakeModel, hub_settings, payload, wait_for
+from tests.test_hub_support import Edge, FakeModel, Watcher, hub_settings, payload, wait_for
 
 pytestmark = pytest.mark.servers
-
-
-class Watcher:
-    """A plain MQTT client recording everything under the hub's and HA's prefixes."""
-
-    def __init__(self, broker: Mosquitto, name: str = "watcher") -> None:
-        self.got: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        self.seen: list[tuple[str, bytes]] = []
-        self.link = MqttLink(
-            MqttSettings(broker=broker.url), name, min_backoff_s=1, max_backoff_s=1
-        )
-        self.link.subscribe("nurserycry/#", lambda t, p: self.got.put((t, p)))
-        self.link.subscribe("homeassistant/#", lambda t, p: self.got.put((t, p)))
-        self.link.start()
-        assert self.link.wait_connected(10)
-
-    def pump(self) -> list[tuple[str, bytes]]:
-        while True:
-            try:
-                self.seen.append(self.got.get_nowait())
-            except queue.Empty:
-                return self.seen
-
-    def on(self, topic: str) -> list[bytes]:
-        return [p for t, p in self.pump() if t == topic]
-
-    def wait(self, topic: str, n: int = 1, timeout: float = 15.0) -> list[bytes]:
-        def enough() -> list[bytes] | None:
-            got = self.on(topic)
-            return got if len(got) >= n else None
-
-        return wait_for(enough, timeout, f"{n} message(s) on {topic}")
-
-    def stop(self) -> None:
-        self.link.stop()
 
 
 @pytest.fixture
