@@ -1,0 +1,120 @@
+"""``nurserycry classify``: generated audio through the hub's detector, JSON out."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from nurserycry.cli import main
+from nurserycry.hub.classify import detect, stream_file
+from nurserycry.shared.detector import DetectorConfig
+from nurserycry.shared.frontend import compute_features, decode_db
+
+from tests.audio_gen import cry_like, not_cry, write
+
+KEYS = {
+    "path",
+    "duration_s",
+    "windows",
+    "cry_probability_max",
+    "cry_probability_mean",
+    "alert",
+    "episodes",
+}
+EPISODE_KEYS = {"start_s", "end_s", "alert_at_s", "peak", "alert"}
+
+
+class LoudIsCrying:
+    """A stand-in model: a window 'cries' when its loudest band, averaged over the
+    window, is above -70 dB (so a window needs ~40% of its frames to be sound)."""
+
+    def predict(self, mel_codes: npt.NDArray[np.int8]) -> npt.NDArray[np.float32]:
+        level = decode_db(mel_codes).max(axis=2).mean(axis=1)
+        return (level > -70).astype(np.float32) * 0.98 + 0.01
+
+
+def _scene(rng: np.random.Generator) -> np.ndarray:
+    """4 s near-silence, 6 s cry-like sound, 4 s near-silence."""
+    quiet = lambda s: (1e-5 * rng.standard_normal(int(16_000 * s))).astype(np.float32)  # noqa: E731
+    return np.concatenate([quiet(4), cry_like(rng, 6.0), quiet(4)])
+
+
+def _run(argv: list[str]) -> tuple[int, list[dict[str, object]]]:
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = main(["classify", *argv])
+    return code, [json.loads(line) for line in buf.getvalue().splitlines()]
+
+
+def test_classify_prints_one_documented_json_line_per_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    write(tmp_path / "a" / "scene.wav", _scene(rng))
+    write(tmp_path / "a" / "noise.flac", not_cry(rng, 5.0, 8_000), 8_000)
+    code, records = _run([str(tmp_path / "a")])
+    assert code == 0 and len(records) == 2
+    assert [Path(str(r["path"])).name for r in records] == ["noise.flac", "scene.wav"]
+    for r in records:
+        assert set(r) >= KEYS
+        assert isinstance(r["alert"], bool)
+        assert 0.0 <= float(r["cry_probability_max"]) <= 1.0  # type: ignore[arg-type]
+        episodes = r["episodes"]
+        assert isinstance(episodes, list)
+        for e in episodes:
+            assert set(e) >= EPISODE_KEYS
+            assert e["start_s"] <= e["alert_at_s"] <= e["end_s"] + 1e-9
+        assert r["alert"] == any(e["alert"] for e in episodes)
+    assert records[0]["duration_s"] == 5.0 and records[1]["duration_s"] == 14.0
+    assert records[1]["windows"] == 26
+
+
+def test_detect_alert_time_is_causal(tmp_path: Path) -> None:
+    """The alert fires 1.5 s after the onset (2-of-3 windows, 1 s run), and cutting
+    the stream right after that moment gives the same alert time."""
+    wave = _scene(np.random.default_rng(1))
+    path = write(tmp_path / "s.wav", wave)
+    full = detect(stream_file(path), LoudIsCrying())
+    assert len(full.episodes) == 1 and full.alert
+    ep = full.episodes[0]
+    assert 2.9 <= ep.start <= 4.0 and 9.5 <= (ep.end or 0) <= 11.0
+    assert ep.alert_at - ep.start == 1.5
+    cut = wave[: int((ep.alert_at + 0.02) * 16_000)]
+    early = detect([compute_features(cut)], LoudIsCrying())
+    assert early.episodes[0].alert_at == ep.alert_at and early.episodes[0].start == ep.start
+    too_early = detect(
+        [compute_features(wave[: int((ep.alert_at - 0.1) * 16_000)])], LoudIsCrying()
+    )
+    assert not too_early.episodes
+    # Chunking never changes the result.
+    chunked = detect(stream_file(path, chunk_s=0.37), LoudIsCrying(), DetectorConfig())
+    np.testing.assert_array_equal(chunked.probabilities, full.probabilities)
+
+
+def test_classify_errors_and_subprocess(tmp_path: Path) -> None:
+    code, _ = _run([str(tmp_path / "missing.wav")])
+    assert code == 2
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    code, records = _run([str(tmp_path / "bad.wav")])
+    assert code == 1 and records == []
+    path = write(tmp_path / "cry.wav", cry_like(np.random.default_rng(2), 3.0))
+    exe = Path(sys.executable).with_name("nurserycry")
+    proc = subprocess.run(
+        [str(exe), "classify", str(path)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["path"] == str(path) and record["windows"] == 4
+    script = (
+        "import sys; from nurserycry.cli import main; rc = main(['classify', sys.argv[1]]); "
+        "sys.exit(rc or 10 * ('tensorflow' in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, check=False, timeout=120
+    )
+    assert proc.returncode == 0, "classify imported TensorFlow (or failed)"

@@ -1,0 +1,174 @@
+"""``nurserycry train`` and ``nurserycry evaluate`` (argparse front ends).
+
+They print their results (T201), and import TensorFlow only once the arguments
+are parsed, so ``--help`` is instant (PLC0415).
+"""
+
+# ruff: noqa: T201, PLC0415
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .splits import DEFAULT_HOLDOUT_SOURCES
+
+log = logging.getLogger(__name__)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folders of labelled audio")
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        help="CSV with path,label[,cls,group,...] (default: DATA_DIR/manifest.csv if present)",
+    )
+    parser.add_argument("--cache", type=Path, help="folder to cache decoded audio in")
+    parser.add_argument(
+        "--split",
+        choices=["group", "source", "none"],
+        default="group",
+        help="validation: random groups, held-out sources, or none (train on all)",
+    )
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of groups held out")
+    parser.add_argument(
+        "--holdout-source",
+        action="append",
+        metavar="REPO",
+        help="source held out by --split source (repeatable; default: a built-in list)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-v", "--verbose", action="store_true")
+
+
+def train(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="nurserycry train", description="Train a cry model.")
+    _data_args(parser)
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/model"), help="model directory to write"
+    )
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--examples-per-epoch", type=int, default=16_000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--width", type=int, default=24, help="channels of the first conv layer")
+    parser.add_argument(
+        "--unverified",
+        choices=["negative", "exclude"],
+        default="negative",
+        help="use 'unverified' clips as low-weight negatives, or leave them out",
+    )
+    parser.add_argument("--unverified-weight", type=float, default=0.3)
+    parser.add_argument("--model-version", help="version string stored in the metadata")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+
+    from .pipeline import RunConfig, run
+    from .trainer import TrainConfig
+
+    config = RunConfig(
+        data_dir=args.data_dir,
+        out=args.out,
+        manifest=args.manifest,
+        cache_dir=args.cache,
+        split=args.split,
+        val_fraction=args.val_fraction,
+        holdout_sources=tuple(args.holdout_source or DEFAULT_HOLDOUT_SOURCES),
+        unverified=args.unverified,
+        unverified_weight=args.unverified_weight,
+        model_version=args.model_version,
+        train=TrainConfig(
+            epochs=args.epochs,
+            examples_per_epoch=args.examples_per_epoch,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            width=args.width,
+            seed=args.seed,
+            verbose=0 if args.quiet else 1,
+        ),
+    )
+    try:
+        report = run(config)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"nurserycry train: {exc}", file=sys.stderr)
+        return 2
+    if "evaluation" in report:
+        _print_summary(report["evaluation"])
+    print(f"model written to {args.out}")
+    return 0
+
+
+def _print_summary(ev: dict[str, object]) -> None:
+    for key in ("windows", "clips_alert", "clips_max_score", "false_alerts", "band_probe"):
+        if key in ev:
+            value = ev[key]
+            if isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k != "confusion"}
+            print(f"{key}: {json.dumps(value)}")
+
+
+def evaluate(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="nurserycry evaluate",
+        description="Evaluate a model directory on labelled audio (all clips, or one split's "
+        "validation part with --split group|source and the training seed).",
+    )
+    parser.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+    _data_args(parser)
+    parser.set_defaults(split="none")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to write evaluation.json and PNGs (default: MODEL_DIR/evaluation)",
+    )
+    parser.add_argument("--variant", choices=["int8", "float32"], default="int8")
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+
+    from .audio import load_waves
+    from .dataset import load_clips
+    from .pipeline import RunConfig, evaluate_model_dir, make_split
+    from .trainer import TrainConfig
+
+    out = args.out or args.model_dir / "evaluation"
+    try:
+        clips = load_clips(args.data_dir, args.manifest)
+        cfg = RunConfig(
+            data_dir=args.data_dir,
+            out=out,
+            split=args.split,
+            val_fraction=args.val_fraction,
+            train=TrainConfig(seed=args.seed),
+            holdout_sources=tuple(args.holdout_source or DEFAULT_HOLDOUT_SOURCES),
+        )
+        split = make_split(clips, cfg)
+        chosen = [clips[i] for i in (split.val if split.val else split.train)]
+        waves = load_waves(chosen, args.cache)
+        result = evaluate_model_dir(
+            args.model_dir,
+            chosen,
+            waves,
+            title=f"{split.name} split" if split.val else "all clips",
+            variant=args.variant,
+            figures=out,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"nurserycry evaluate: {exc}", file=sys.stderr)
+        return 2
+    result["split"] = split.summary(clips)
+    (out / "evaluation.json").write_text(json.dumps(result, indent=1) + "\n")
+    _print_summary(result["evaluation"])
+    print(f"written to {out}/evaluation.json, confusion.png, pr.png")
+    return 0

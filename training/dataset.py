@@ -1,0 +1,121 @@
+"""Find labelled clips: folders of audio (one folder per label) or a manifest CSV.
+
+Folder layout: ``DATA_DIR/<label>/[<class>/...]<file>.{wav,flac,ogg}``. The
+first folder is the label, the deepest folder the class; the group (the unit
+a split keeps together) is ``<label>/<class>/<file stem up to the first '-'>``
+unless a manifest says otherwise.
+
+Manifest CSV: columns ``path,label`` and optionally ``cls,group,source_repo,
+licence,orig_sr,duration_s`` (extra columns are kept in ``Clip.extra``).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES: Final = {".wav", ".flac", ".ogg"}
+CRYING: Final = "crying"
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    label: str
+    cls: str
+    group: str
+    source: str = ""
+    licence: str = ""
+    orig_sr: int = 0
+    duration_s: float = 0.0
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def key(self) -> str:
+        """A stable identifier (the path relative to the data folder when known)."""
+        return self.extra.get("relpath", str(self.path))
+
+
+def discover_folders(data_dir: Path) -> list[Clip]:
+    """Every audio file under ``data_dir/<label>/...``, sorted by path."""
+    clips: list[Clip] = []
+    for path in sorted(data_dir.rglob("*")):
+        if path.suffix.lower() not in AUDIO_SUFFIXES or not path.is_file():
+            continue
+        rel = path.relative_to(data_dir)
+        if len(rel.parts) < 2:
+            log.warning("skipping %s: not inside a label folder", rel)
+            continue
+        label = rel.parts[0]
+        cls = rel.parts[-2] if len(rel.parts) > 2 else label
+        stem = path.stem.split("-")[0]
+        group = f"{label}/{cls}/{stem}"
+        clips.append(Clip(path, label, cls, group, extra={"relpath": rel.as_posix()}))
+    if not clips:
+        raise FileNotFoundError(f"no WAV/FLAC/OGG files in label folders under {data_dir}")
+    return clips
+
+
+def read_manifest(manifest: Path, data_dir: Path | None = None) -> list[Clip]:
+    """Clips listed in a manifest CSV; paths are relative to ``data_dir``
+    (default: the manifest's folder)."""
+    root = data_dir if data_dir is not None else manifest.parent
+    clips: list[Clip] = []
+    with manifest.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            label = row["label"]
+            cls = row.get("cls") or label
+            rel = row["path"]
+            clips.append(
+                Clip(
+                    path=root / rel,
+                    label=label,
+                    cls=cls,
+                    group=row.get("group") or f"{label}/{cls}/{Path(rel).stem}",
+                    source=row.get("source_repo", ""),
+                    licence=row.get("licence", ""),
+                    orig_sr=int(row.get("orig_sr") or 0),
+                    duration_s=float(row.get("duration_s") or 0.0),
+                    extra={**row, "relpath": rel},
+                )
+            )
+    if not clips:
+        raise ValueError(f"manifest {manifest} lists no clips")
+    return clips
+
+
+def load_clips(data_dir: Path, manifest: Path | None = None) -> list[Clip]:
+    """A manifest if given (or ``data_dir/manifest.csv`` exists), else the folders."""
+    if manifest is None and (data_dir / "manifest.csv").is_file():
+        manifest = data_dir / "manifest.csv"
+    clips = (
+        read_manifest(manifest, data_dir) if manifest is not None else discover_folders(data_dir)
+    )
+    counts = Counter(c.label for c in clips)
+    log.info("%d clips: %s", len(clips), dict(sorted(counts.items())))
+    return clips
+
+
+def summarise(clips: list[Clip]) -> dict[str, object]:
+    """Counts and durations per label, class and source (for metadata and the card)."""
+    by_label: Counter[str] = Counter(c.label for c in clips)
+    secs: Counter[str] = Counter()
+    for c in clips:
+        secs[c.label] += c.duration_s
+    sources: dict[str, dict[str, object]] = {}
+    for c in clips:
+        entry = sources.setdefault(c.source or "(folders)", {"licence": c.licence, "clips": 0})
+        entry["clips"] = int(str(entry["clips"])) + 1
+    return {
+        "clips": len(clips),
+        "groups": len({c.group for c in clips}),
+        "per_label": dict(sorted(by_label.items())),
+        "minutes_per_label": {k: round(v / 60, 1) for k, v in sorted(secs.items())},
+        "sources": sources,
+    }

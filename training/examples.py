@@ -1,0 +1,202 @@
+"""Training examples: random 1 s excerpts, augmented, through the real frontend.
+
+Each example is cut from a waveform, augmented in the waveform domain, turned
+into int8 codes by :func:`nurserycry.shared.frontend.compute_features` (the
+edge's own code), decoded by :func:`~nurserycry.shared.frontend.model_input`
+and finally masked SpecAugment-style.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from nurserycry.shared.frontend import DEFAULT_PARAMS, FrontendParams, compute_features, model_input
+
+from . import augment as aug
+from .dataset import Clip
+from .synth import generate
+
+log = logging.getLogger(__name__)
+
+# Sounds a plain model mistakes for crying (data README): sampled more often.
+HARD_NEGATIVE_CLASSES: Final = frozenset(
+    {
+        "screaming_adult",
+        "moaning",
+        "children_playing",
+        "speech_child",
+        "singing_child",
+        "singing_adult_child",
+        "speech_adult_child",
+        "laughter",
+        "baby_laugh",
+        "cough",
+        "cat_meow",
+        "siren",
+        "bird_song",
+        "dog_bark",
+        "car_horn",
+        "music",
+        "street_music",
+        "lullaby",
+        "singing_adult",
+        "singing_infant_directed",
+        "speech_adult_infant_directed",
+        "sneeze",
+        "yawn",
+        "sigh",
+        "panting",
+        "phone_ringing",
+        "smoke_alarm_beep",
+        "doorbell",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ExampleConfig:
+    window_frames: int = 50
+    positive_share: float = 0.4
+    synthetic_share: float = 0.1  # generated hard negatives (synth.py)
+    hard_negative_factor: float = 2.0
+    label_weights: dict[str, float] = field(default_factory=dict)  # e.g. unverified: 0.3
+    label_map: dict[str, str] = field(default_factory=dict)  # e.g. unverified -> not_crying
+    augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
+
+
+def window_samples(window_frames: int, params: FrontendParams = DEFAULT_PARAMS) -> int:
+    """Samples that make exactly ``window_frames`` frames."""
+    return (window_frames - 1) * params.hop_length + params.win_length
+
+
+def clip_windows(
+    wave: npt.NDArray[np.float32], window: int, hop: int, params: FrontendParams = DEFAULT_PARAMS
+) -> npt.NDArray[np.int8]:
+    """All windows of a whole clip as the hub cuts them; a clip shorter than one
+    window is centred in digital silence."""
+    need = window_samples(window, params)
+    if wave.size < need:
+        padded = np.zeros(need, np.float32)
+        start = (need - wave.size) // 2
+        padded[start : start + wave.size] = wave
+        wave = padded
+    mel = compute_features(wave, params.sample_rate, params).mel
+    starts = range(0, mel.shape[0] - window + 1, hop)
+    return np.stack([mel[s : s + window] for s in starts])
+
+
+class ExampleMaker:
+    """Draws augmented examples from the training clips."""
+
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        waves: Sequence[npt.NDArray[np.float32]],
+        labels: Sequence[str],
+        *,
+        crying_label: str,
+        config: ExampleConfig,
+        params: FrontendParams = DEFAULT_PARAMS,
+    ) -> None:
+        self.cfg, self.params, self.labels = config, params, list(labels)
+        self.n = window_samples(config.window_frames, params)
+        self.waves = waves
+        self.clip_label = [self.labels.index(config.label_map.get(c.label, c.label)) for c in clips]
+        self.clip_weight = np.array([config.label_weights.get(c.label, 1.0) for c in clips])
+        self.cry = self.labels.index(crying_label)
+        pos = [i for i, lab in enumerate(self.clip_label) if lab == self.cry]
+        neg = [i for i, lab in enumerate(self.clip_label) if lab != self.cry]
+        if not pos or not neg:
+            raise ValueError("training needs clips of the crying label and of at least one other")
+        self.pos, self.pos_p = np.array(pos), self._probs(clips, waves, pos, 1.0)
+        self.neg, self.neg_p = (
+            np.array(neg),
+            self._probs(clips, waves, neg, config.hard_negative_factor),
+        )
+        self.other = next(i for i in range(len(self.labels)) if i != self.cry)
+
+    @staticmethod
+    def _probs(
+        clips: Sequence[Clip], waves: Sequence[npt.NDArray[np.float32]], idx: list[int], hard: float
+    ) -> npt.NDArray[np.float64]:
+        """Class share ~ sqrt(class duration) x hardness; within a class ~ clip duration."""
+        dur: dict[str, float] = {}
+        for i in idx:
+            dur[clips[i].cls] = dur.get(clips[i].cls, 0.0) + waves[i].size + 1.0
+        p = np.array(
+            [
+                (waves[i].size + 1.0)
+                / dur[clips[i].cls]
+                * np.sqrt(dur[clips[i].cls])
+                * (hard if clips[i].cls in HARD_NEGATIVE_CLASSES else 1.0)
+                for i in idx
+            ]
+        )
+        return p / p.sum()
+
+    def _negative_wave(self, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+        if rng.random() < self.cfg.synthetic_share:
+            return generate(rng, self.n, self.params.sample_rate)[1]
+        return aug.crop(self.waves[int(rng.choice(self.neg, p=self.neg_p))], self.n, rng)
+
+    def one(self, rng: np.random.Generator) -> tuple[npt.NDArray[np.int8], int, float]:
+        """One example: int8 codes ``(window_frames, n_mels)``, label index, loss weight."""
+        a, rate = self.cfg.augment, self.params.sample_rate
+        synthetic = False
+        if rng.random() < self.cfg.positive_share:
+            i = int(rng.choice(self.pos, p=self.pos_p))
+            label, weight, x = (
+                self.cry,
+                float(self.clip_weight[i]),
+                aug.crop(self.waves[i], self.n, rng),
+            )
+            p_band = a.p_band_positive
+        elif rng.random() < self.cfg.synthetic_share:
+            label, weight, synthetic = self.other, 1.0, True
+            x = generate(rng, self.n, rate)[1]
+            p_band = a.p_band_negative
+        else:
+            i = int(rng.choice(self.neg, p=self.neg_p))
+            label, weight, x = (
+                self.clip_label[i],
+                float(self.clip_weight[i]),
+                aug.crop(self.waves[i], self.n, rng),
+            )
+            p_band = a.p_band_negative
+        x = aug.set_level(x, 0.0) if aug.rms_db(x) > -150 else x
+        if rng.random() < a.p_mix:
+            snr = rng.uniform(*a.mix_snr_db)
+            x = aug.mix(x, self._negative_wave(rng), snr if label == self.cry else snr - 10)
+        if rng.random() < a.p_reverb:
+            x = aug.reverb(x, rng, rate, a.rt60_s)
+        if rng.random() < p_band:
+            x = aug.band_limit(x, rng, rate)
+        level = rng.uniform(*a.rms_dbfs)
+        x = aug.set_level(x, level) if aug.rms_db(x) > -150 else x
+        if rng.random() < a.p_noise:
+            x = aug.add_noise(x, rng, level - rng.uniform(*a.noise_snr_db))
+        x = aug.add_noise(x, rng, rng.uniform(*a.floor_dbfs))
+        x = np.clip(x, -1.0, 1.0)
+        codes = compute_features(x, rate, self.params).mel
+        del synthetic
+        return codes, label, weight
+
+    def batch(
+        self, count: int, rng: np.random.Generator
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """``count`` examples as model inputs (masked), labels and loss weights."""
+        codes = np.empty((count, self.cfg.window_frames, self.params.n_mels), np.int8)
+        y = np.empty(count, np.int64)
+        w = np.empty(count, np.float32)
+        for k in range(count):
+            codes[k], y[k], w[k] = self.one(rng)
+        x = model_input(codes, self.params)
+        for k in range(count):
+            aug.spec_mask(x[k], rng, self.cfg.augment)
+        return x, y, w

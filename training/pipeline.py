@@ -1,0 +1,162 @@
+"""``nurserycry train`` end to end: data -> split -> train -> export -> evaluate -> files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nurserycry.hub.inference import CryModel
+from nurserycry.shared.detector import DetectorConfig
+from nurserycry.shared.frontend import model_input
+
+from . import plots
+from .audio import load_waves
+from .dataset import Clip, load_clips, summarise
+from .evaluate import evaluate_clips
+from .examples import ExampleConfig, ExampleMaker, clip_windows
+from .export import to_float32, to_int8
+from .metadata import build_metadata, write_metadata, write_model_dir
+from .splits import DEFAULT_HOLDOUT_SOURCES, Split, no_split, split_by_group, split_by_source
+from .synth import GENERATORS
+from .trainer import TrainConfig, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data_dir: Path
+    out: Path
+    manifest: Path | None = None
+    cache_dir: Path | None = None
+    split: str = "group"  # group | source | none
+    val_fraction: float = 0.2
+    holdout_sources: tuple[str, ...] = DEFAULT_HOLDOUT_SOURCES
+    crying_label: str = "crying"
+    unverified: str = "negative"  # negative (low weight) | exclude
+    unverified_weight: float = 0.3
+    hop_frames: int = 25
+    model_version: str | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    examples: ExampleConfig = field(default_factory=ExampleConfig)
+
+
+def make_split(clips: list[Clip], cfg: RunConfig) -> Split:
+    if cfg.split == "group":
+        return split_by_group(clips, cfg.val_fraction, cfg.train.seed)
+    if cfg.split == "source":
+        return split_by_source(clips, cfg.holdout_sources)
+    if cfg.split == "none":
+        return no_split(clips)
+    raise ValueError(f"unknown split {cfg.split!r}: use group, source or none")
+
+
+def run(cfg: RunConfig) -> dict[str, Any]:
+    """Train, export and evaluate; returns the report also written to ``out/report.json``."""
+    started = time.time()
+    clips = load_clips(cfg.data_dir, cfg.manifest)
+    if cfg.unverified == "exclude":
+        clips = [c for c in clips if c.label != "unverified"]
+    waves = load_waves(clips, cfg.cache_dir)
+    split = make_split(clips, cfg)
+    log.info("split %s: %s", split.name, split.summary(clips))
+    label_map = {"unverified": "not_crying"} if cfg.unverified == "negative" else {}
+    labels = sorted({label_map.get(c.label, c.label) for c in clips})
+    ex_cfg = ExampleConfig(
+        **{
+            **asdict(cfg.examples),
+            "augment": cfg.examples.augment,
+            "label_map": label_map,
+            "label_weights": {"unverified": cfg.unverified_weight},
+        }
+    )
+    tr_clips = [clips[i] for i in split.train]
+    tr_waves = [waves[i] for i in split.train]
+    maker = ExampleMaker(tr_clips, tr_waves, labels, crying_label=cfg.crying_label, config=ex_cfg)
+    val_clips = [clips[i] for i in split.val if clips[i].label != "unverified"]
+    val_waves = [waves[i] for i in split.val if clips[i].label != "unverified"]
+    validation = None
+    if val_clips:
+        wins = [clip_windows(w, ex_cfg.window_frames, cfg.hop_frames) for w in val_waves]
+        vx = model_input(np.concatenate(wins))
+        vy = np.concatenate(
+            [
+                np.full(len(w), labels.index(label_map.get(c.label, c.label)))
+                for c, w in zip(val_clips, wins, strict=True)
+            ]
+        ).astype(np.int64)
+        validation = (vx, vy)
+    model, history = train(maker, cfg.train, validation)
+    rep_x, _, _ = maker.batch(400, np.random.default_rng([cfg.train.seed, 10_000]))
+    float32, int8 = to_float32(model), to_int8(model, rep_x)
+    training: dict[str, Any] = {
+        "data": summarise(clips),
+        "split": split.summary(clips),
+        "unverified": f"{cfg.unverified} (loss weight {cfg.unverified_weight})",
+        "train_config": asdict(cfg.train),
+        "examples": {k: v for k, v in asdict(ex_cfg).items() if k != "augment"},
+        "augment": asdict(ex_cfg.augment),
+        "generated_negatives": sorted(GENERATORS),
+        "seconds": round(time.time() - started),
+    }
+    meta = build_metadata(
+        labels=labels,
+        crying_label=cfg.crying_label,
+        window_frames=ex_cfg.window_frames,
+        hop_frames=cfg.hop_frames,
+        training=training,
+        model_version=cfg.model_version,
+    )
+    write_model_dir(cfg.out, float32, int8, meta)
+    plots.training_curves(history, cfg.out / "curves.png")
+    report: dict[str, Any] = {
+        "model_version": meta.model_version,
+        "training": training,
+        "history": history,
+    }
+    if val_clips:
+        report.update(
+            evaluate_model_dir(cfg.out, val_clips, val_waves, title=f"{split.name} validation")
+        )
+        meta.metrics = {
+            k: report["evaluation"][k] for k in ("windows", "clips_alert", "false_alerts")
+        }
+        meta.metrics["split"] = split.name
+        write_metadata(cfg.out, meta)
+    (cfg.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    log.info("model written to %s in %.0f s", cfg.out, time.time() - started)
+    return report
+
+
+def evaluate_model_dir(
+    model_dir: Path,
+    clips: list[Clip],
+    waves: list[Any],
+    *,
+    title: str,
+    variant: str = "int8",
+    figures: Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate the exported model as the hub runs it; writes confusion.png and pr.png
+    into ``figures`` (default: the model directory)."""
+    figures = figures or model_dir
+    figures.mkdir(parents=True, exist_ok=True)
+    model = CryModel.load(model_dir, variant=variant)
+    config = DetectorConfig(
+        window_frames=model.metadata.window_frames, hop_frames=model.metadata.hop_frames
+    )
+    evaluation = evaluate_clips(
+        clips, waves, model, config=config, crying_label=model.metadata.crying_label
+    )
+    w = evaluation["windows"]
+    plots.confusion(
+        w["confusion"], f"{title}: windows, threshold {w['threshold']}", figures / "confusion.png"
+    )
+    plots.pr_roc(evaluation["curves"], title, figures / "pr.png")
+    return {"evaluation": evaluation, "variant": variant}
