@@ -1,0 +1,211 @@
+"""What the demo shows: a live board per nursery, plain log lines, and the final summary.
+
+:class:`Board` is fed by the hub's listener (``Hub.add_listener``), which runs
+on the hub's processing thread; it only copies numbers under a lock. The
+terminal view reads :meth:`Board.rows` from the main thread: with a TTY a
+``rich`` live table redrawn a few times a second, otherwise (or without
+``rich``) one log line per state change and per episode.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+log = logging.getLogger(__name__)
+
+
+class _Window(Protocol):
+    @property
+    def nursery(self) -> str: ...
+    @property
+    def t(self) -> float: ...
+    @property
+    def probability(self) -> float: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def level_dbfs(self) -> float: ...
+    @property
+    def crying(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class EpisodeSummary:
+    started_at: float  # Unix seconds
+    ended_at: float | None
+    peak: float
+    alert: bool
+
+    @property
+    def duration_s(self) -> float:
+        return 0.0 if self.ended_at is None else self.ended_at - self.started_at
+
+
+@dataclass
+class NurseryRow:
+    nursery: str
+    state: str = "waiting"
+    probability: float = 0.0
+    level_dbfs: float = -100.0
+    crying: bool = False
+    windows: int = 0
+    last_t: float = 0.0
+    first_t: float | None = None
+    episodes: list[EpisodeSummary] = field(default_factory=list)
+
+
+class Board:
+    """Thread-safe latest numbers per nursery plus every episode seen."""
+
+    def __init__(self, window_s: float = 1.0) -> None:
+        self.window_s = window_s
+        self._rows: dict[str, NurseryRow] = {}
+        self._lock = threading.Lock()
+        self.changes: list[str] = []  # plain-view lines not yet printed
+
+    def _row(self, nursery: str) -> NurseryRow:
+        row = self._rows.get(nursery)
+        if row is None:
+            row = self._rows[nursery] = NurseryRow(nursery)
+        return row
+
+    def update(self, outputs: Any) -> None:
+        """Hub listener: ``outputs`` has ``.windows`` and ``.events`` (hub.engine.Outputs)."""
+        with self._lock:
+            for w in outputs.windows:
+                self._window(w)
+            for record in outputs.events:
+                self._event(record.event)
+
+    def _window(self, w: _Window) -> None:
+        row = self._row(w.nursery)
+        if row.first_t is None:
+            row.first_t = w.t - self.window_s
+        if w.label != row.state:
+            self.changes.append(
+                f"{w.nursery}: {w.label} (p={w.probability:.2f}, {w.level_dbfs:.0f} dBFS) "
+                f"at {clock(w.t - row.first_t)}"
+            )
+        row.state, row.probability, row.level_dbfs = w.label, w.probability, w.level_dbfs
+        row.crying, row.last_t = w.crying, w.t
+        row.windows += 1
+
+    def _event(self, event: Any) -> None:
+        row = self._row(event.device)
+        origin = row.first_t if row.first_t is not None else event.started_at
+        episode = EpisodeSummary(
+            event.started_at, event.ended_at, event.peak_probability, event.alert
+        )
+        if event.event == "started":
+            row.episodes.append(episode)
+            self.changes.append(
+                f"{event.device}: crying episode started at {clock(event.started_at - origin)} "
+                f"(alert after {event.alert_at - event.started_at:.1f} s)"
+            )
+            return
+        open_ = [i for i, e in enumerate(row.episodes) if e.started_at == event.started_at]
+        if open_:
+            row.episodes[open_[-1]] = episode
+        else:
+            row.episodes.append(episode)
+        self.changes.append(
+            f"{event.device}: crying episode ended, {episode.duration_s:.1f} s, "
+            f"peak {episode.peak:.2f}"
+        )
+
+    def rows(self) -> list[NurseryRow]:
+        with self._lock:
+            return [replace(r, episodes=list(r.episodes)) for r in self._rows.values()]
+
+    def take_changes(self) -> list[str]:
+        with self._lock:
+            lines, self.changes = self.changes, []
+            return lines
+
+
+def clock(seconds: float) -> str:
+    s = max(0, int(seconds))
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def summary_line(row: NurseryRow) -> str:
+    """``nursery demo: 1 episode: 00:00:12-00:00:19 (7.0 s, peak 0.97)``."""
+    origin = row.first_t if row.first_t is not None else 0.0
+    if not row.episodes:
+        heard = f"{row.windows} windows scored" if row.windows else "no audio scored"
+        return f"nursery {row.nursery}: no episodes ({heard})"
+    parts = []
+    for e in row.episodes:
+        end = clock(e.ended_at - origin) if e.ended_at is not None else "open"
+        parts.append(
+            f"{clock(e.started_at - origin)}-{end} ({e.duration_s:.1f} s, peak {e.peak:.2f}"
+            + ("" if e.alert else ", no alert: cooldown")
+            + ")"
+        )
+    n = len(row.episodes)
+    return f"nursery {row.nursery}: {n} episode{'s' if n > 1 else ''}: " + ", ".join(parts)
+
+
+def _bar(p: float, width: int = 20) -> str:
+    full = round(max(0.0, min(1.0, p)) * width)
+    return "█" * full + "·" * (width - full)
+
+
+def render(board: Board, title: str, footer: str) -> Any:
+    """A rich renderable: one table row per nursery."""
+    table = Table(expand=True)
+    for name in ("nursery", "state", "cry probability", "level", "episodes", "at"):
+        table.add_column(name)
+    colours = {"crying": "bold red", "other": "yellow", "quiet": "green"}
+    for row in board.rows():
+        state = "CRYING (episode)" if row.crying else row.state
+        origin = row.first_t or row.last_t
+        eps = ", ".join(
+            f"{clock(e.started_at - origin)}" + (f" {e.duration_s:.0f}s" if e.ended_at else "…")
+            for e in row.episodes[-3:]
+        )
+        table.add_row(
+            row.nursery,
+            f"[{colours.get(row.state, 'white')}]{state}[/]",
+            f"{_bar(row.probability)} {row.probability:.2f}",
+            f"{row.level_dbfs:6.1f} dBFS",
+            f"{len(row.episodes)} {eps}",
+            clock(row.last_t - origin) if row.windows else "-",
+        )
+    return Panel(table, title=title, subtitle=footer)
+
+
+class LiveView:
+    """Rich live table on a TTY, else log lines; ``refresh()`` from the main thread."""
+
+    def __init__(self, board: Board, title: str, use_rich: bool) -> None:
+        self.board, self.title = board, title
+        self._live: Any = None
+        if use_rich:
+            self._live = Live(render(board, title, ""), refresh_per_second=4, transient=False)
+
+    def __enter__(self) -> LiveView:
+        if self._live is not None:
+            self._live.__enter__()
+        else:
+            log.info("%s", self.title)
+        return self
+
+    def refresh(self, footer: str) -> None:
+        if self._live is not None:
+            self.board.take_changes()
+            self._live.update(render(self.board, self.title, footer))
+        else:
+            for line in self.board.take_changes():
+                log.info("%s", line)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)

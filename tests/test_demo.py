@@ -1,0 +1,239 @@
+"""``nurserycry demo``: the whole thing as a subprocess, and its parts in-process."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from nurserycry.hub.demo import DemoSettings, choose_source
+from nurserycry.hub.demo_broker import BrokerStartError, EmbeddedBroker
+from nurserycry.hub.demo_view import Board, summary_line
+from nurserycry.hub.scene import CRY_LABEL, SCENE_LABEL, generate_scene
+from nurserycry.shared.config import ConfigError
+from nurserycry.shared.frontend import compute_features, decode_db
+from nurserycry.shared.schemas import EpisodeEvent
+
+SUMMARY = re.compile(
+    r"^nursery demo: (\d+) episodes?: (\d\d):(\d\d):(\d\d)-(\d\d):(\d\d):(\d\d) "
+    r"\((\d+\.\d) s, peak (\d\.\d\d)",
+    re.M,
+)
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NURSERYCRY_")}
+    env["PYTHONWARNINGS"] = "error::ResourceWarning"
+    return env
+
+
+def _demo(args: list[str], cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nurserycry", "demo", *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+# -- end to end -------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_demo_finds_the_cry_in_the_generated_scene(tmp_path: Path) -> None:
+    png = tmp_path / "night.png"
+    out = _demo(
+        ["--source", "scene", "--fast", "--duration", "60", "--timeline", str(png)], tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert SCENE_LABEL in out.stderr  # the plain view says the audio is generated
+    match = SUMMARY.search(out.stdout)
+    assert match, out.stdout + out.stderr[-3000:]
+    assert int(match.group(1)) == 1
+    h1, m1, s1, h2, m2, s2 = (int(g) for g in match.groups()[1:7])
+    start, end = h1 * 3600 + m1 * 60 + s1, h2 * 3600 + m2 * 60 + s2
+    cry = next(s for s in generate_scene().segments if s.label == CRY_LABEL)
+    assert cry.start_s - 2 <= start <= cry.start_s + 3
+    assert cry.end_s - 3 <= end <= cry.end_s + 6
+    assert float(match.group(9)) >= 0.6
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"timeline: {png}" in out.stdout
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_stops_everything_cleanly_and_still_summarises(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nurserycry", "demo", "--source", "scene", "--no-timeline"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+    scoring = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            if "demo: quiet" in line or "demo: other" in line:  # the hub is scoring windows
+                scoring.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        while not scoring.wait(0.2):
+            assert proc.poll() is None, "".join(seen[-30:])
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    reader.join(5)
+    assert proc.returncode == 130, "".join(seen[-30:])
+    assert re.search(r"^nursery demo: (no episodes|\d+ episodes?)", stdout, re.M), stdout
+    assert "stopped by SIGINT" in "".join(seen)
+    assert "Traceback" not in "".join(seen)
+
+
+def test_bad_options_exit_2_with_a_message(tmp_path: Path) -> None:
+    out = _demo(["--duration", "-3"], tmp_path)
+    assert out.returncode == 2
+    assert "duration" in out.stderr and "NURSERYCRY_DEMO_DURATION" in out.stderr
+    out = _demo(["--file", str(tmp_path / "missing.wav")], tmp_path)
+    assert out.returncode == 2
+    assert "not found" in out.stderr
+
+
+# -- parts ---------------------------------------------------------------------------
+
+
+def test_source_choice() -> None:
+    assert choose_source(DemoSettings(), has_microphone=False) == "scene"
+    assert choose_source(DemoSettings(), has_microphone=True) == "microphone"
+    assert choose_source(DemoSettings(file=Path(__file__)), has_microphone=True) == "file"
+    assert choose_source(DemoSettings(source="scene"), has_microphone=True) == "scene"
+    with pytest.raises(ConfigError, match="--file"):
+        choose_source(DemoSettings(source="file"), has_microphone=False)
+
+
+def test_scene_is_labelled_deterministic_and_has_a_cry() -> None:
+    scene = generate_scene(seed=3)
+    assert scene.label == SCENE_LABEL and "generated" in scene.label
+    assert np.array_equal(scene.samples, generate_scene(seed=3).samples)
+    assert scene.samples.dtype == np.float32 and np.max(np.abs(scene.samples)) <= 1.0
+    bounds = [(s.start_s, s.end_s) for s in scene.segments]
+    assert bounds[0][0] == 0 and bounds[-1][1] == pytest.approx(scene.duration_s)
+    assert all(a[1] == pytest.approx(b[0]) for a, b in itertools.pairwise(bounds))
+    labels = [s.label for s in scene.segments]
+    assert labels.count(CRY_LABEL) == 1
+    assert {"door", "speech-like babble", "music"} <= set(labels)
+    cry = next(s for s in scene.segments if s.crying)
+    assert cry.end_s - cry.start_s >= 5
+    assert labels[-1] == "quiet"
+    # the cry: loud, with its fundamental in 350-600 Hz, and phonations with pauses
+    part = scene.samples[int(cry.start_s * scene.rate) : int(cry.end_s * scene.rate)]
+    spectrum = np.abs(np.fft.rfft(part * np.hanning(part.size)))
+    freqs = np.fft.rfftfreq(part.size, 1 / scene.rate)
+    band = (freqs > 150) & (freqs < 1000)
+    assert 350 <= freqs[band][np.argmax(spectrum[band])] <= 1200  # f0 or its 2nd harmonic
+    level = decode_db(compute_features(part).level)
+    assert np.median(level) > -25
+    assert np.sum(level < np.max(level) - 15) >= 5  # inhalation gaps
+    quiet = next(s for s in scene.segments if s.label == "quiet")
+    q = scene.samples[int(quiet.start_s * scene.rate) : int(quiet.end_s * scene.rate)]
+    assert np.median(decode_db(compute_features(q).level)) < -60
+
+
+def test_embedded_broker_carries_messages_and_stops(tmp_path: Path) -> None:
+    broker = EmbeddedBroker()
+    port = broker.start()
+    got: list[tuple[str, bytes]] = []
+    arrived = threading.Event()
+
+    def on_message(_c: object, _u: object, msg: paho.MQTTMessage) -> None:
+        got.append((msg.topic, bytes(msg.payload)))
+        arrived.set()
+
+    subscribed = threading.Event()
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+    client.on_message = on_message
+    client.on_subscribe = lambda *_a: subscribed.set()
+    try:
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        client.subscribe("nurserycry/+/state", 1)
+        assert subscribed.wait(10)
+        client.publish("nurserycry/demo/state", b"x", qos=1).wait_for_publish(10)
+        assert arrived.wait(10)
+        assert got == [("nurserycry/demo/state", b"x")]
+        with pytest.raises(BrokerStartError, match="cannot listen"):
+            EmbeddedBroker(port=port).start()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        broker.stop()
+    assert not any(t.name == "demo-broker" for t in threading.enumerate())
+    with pytest.raises(ValueError, match="loopback"):
+        EmbeddedBroker(host="0.0.0.0")
+
+
+def _window(t: float, p: float, label: str, crying: bool) -> SimpleNamespace:
+    return SimpleNamespace(
+        nursery="demo", t=t, probability=p, label=label, level_dbfs=-20.0, crying=crying
+    )
+
+
+def _event(kind: str, start: float, end: float | None, peak: float) -> SimpleNamespace:
+    event = EpisodeEvent(
+        device="demo",
+        event=kind,  # type: ignore[arg-type]
+        episode_id="demo-1",
+        started_at=start,
+        alert_at=start + 1.5,
+        ended_at=end,
+        duration_s=0.0 if end is None else end - start,
+        peak_probability=peak,
+    )
+    return SimpleNamespace(event=event)
+
+
+def test_board_and_summary_line() -> None:
+    t0 = 1_800_000_000.0
+    board = Board(window_s=1.0)
+    board.update(SimpleNamespace(windows=[_window(t0 + 1, 0.1, "quiet", False)], events=[]))
+    assert summary_line(board.rows()[0]) == "nursery demo: no episodes (1 windows scored)"
+    board.update(
+        SimpleNamespace(
+            windows=[_window(t0 + 14, 0.9, "crying", True)],
+            events=[_event("started", t0 + 12, None, 0.9)],
+        )
+    )
+    (row,) = board.rows()
+    assert row.crying and row.state == "crying" and len(row.episodes) == 1
+    assert summary_line(row).endswith("00:00:12-open (0.0 s, peak 0.90)")
+    board.update(SimpleNamespace(windows=[], events=[_event("ended", t0 + 12, t0 + 19, 0.97)]))
+    assert summary_line(board.rows()[0]) == (
+        "nursery demo: 1 episode: 00:00:12-00:00:19 (7.0 s, peak 0.97)"
+    )
+    lines = board.take_changes()
+    assert any("crying episode started at 00:00:12" in line for line in lines)
+    assert any("crying episode ended, 7.0 s, peak 0.97" in line for line in lines)
+    assert board.take_changes() == []
