@@ -1,0 +1,217 @@
+"""The edge agent end to end against a real mosquitto, run as ``nurserycry edge``."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nurserycry.shared.frontend import DEFAULT_PARAMS, compute_features
+from nurserycry.shared.schemas import AudioFeatures
+
+from tests.servers import Mosquitto
+from tests.test_edge_helpers import (
+    Collector,
+    durable_broker,
+    edge_cmd,
+    edge_env,
+    start_edge,
+    tone_noise,
+    unique_in_order,
+    wait_exit,
+    write_wav,
+)
+
+pytestmark = pytest.mark.servers
+
+
+def _check_stream(msgs: list[AudioFeatures], audio: np.ndarray, rate: int = 16_000) -> None:
+    """Consecutive seq and frame_index from 0, frames equal to the one-shot frontend."""
+    assert [m.seq for m in msgs] == list(range(len(msgs)))
+    assert len({m.stream for m in msgs}) == 1
+    index = 0
+    for m in msgs:
+        assert m.frame_index == index
+        assert m.t0 == pytest.approx(msgs[0].t0 + index * 0.02, abs=1e-6)
+        assert m.frontend == DEFAULT_PARAMS.hash
+        index += m.n_frames
+    expected = compute_features(audio, rate)
+    mel = np.concatenate([m.mel.to_numpy() for m in msgs])
+    np.testing.assert_array_equal(mel, expected.mel)
+    np.testing.assert_array_equal(
+        np.concatenate([m.level.to_numpy() for m in msgs]), expected.level
+    )
+
+
+def _spool_depth(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+
+def test_file_streams_every_frame_once_in_order(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    audio = tone_noise(7.3)
+    wav = write_wav(tmp_path / "night.wav", audio)
+    sub = Collector(mosquitto, "nursery-1")
+    try:
+        cmd = edge_cmd(mosquitto, "nursery-1", tmp_path / "s.spool", "--file", str(wav), "--fast")
+        cmd += ["--start-time", "1800000000"]
+        proc = start_edge(cmd, tmp_path / "edge.log")
+        assert wait_exit(proc, 60) == 0, (tmp_path / "edge.log").read_text()
+        # exit 0 means every message was acknowledged: all of them reached the subscriber
+        n_frames = compute_features(audio).n_frames
+        assert sub.wait(lambda s: sum(m.n_frames for m in s.features) >= n_frames, 10)
+        assert sub.wait(lambda s: "offline" in s.availability, 10)
+        msgs = list(sub.features)
+        assert len(msgs) == len({m.seq for m in msgs})  # once: no outage, no redelivery
+        _check_stream(msgs, audio)
+        assert msgs[0].t0 == 1_800_000_000.0
+        assert sub.availability[:1] == ["online"] and sub.availability[-1] == "offline"
+        assert sub.status and sub.status[-1].frames_captured == n_frames
+        assert sub.status[-1].messages_sent == len(msgs) and sub.status[-1].source == "file"
+        assert _spool_depth(tmp_path / "s.spool") == 0
+    finally:
+        sub.stop()
+
+
+def test_broker_restart_mid_stream_loses_nothing(tmp_path: Path) -> None:
+    broker = durable_broker(tmp_path / "mq")
+    broker.start()
+    audio = tone_noise(8.0, seed=3)
+    wav = write_wav(tmp_path / "a.wav", audio)
+    sub = Collector(broker, "nursery-2", persistent=True)
+    proc = None
+    try:
+        cmd = edge_cmd(broker, "nursery-2", tmp_path / "s.spool", "--file", str(wav))
+        proc = start_edge(cmd, tmp_path / "edge.log")  # real-time pace
+        assert sub.wait(lambda s: len(s.features) >= 3, 20)
+        broker.stop()
+        # the agent keeps capturing into the spool while the broker is away
+        assert proc.poll() is None
+        proc_spool = tmp_path / "s.spool"
+        for _ in range(100):
+            if _spool_depth(proc_spool) >= 3:
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        assert _spool_depth(proc_spool) >= 3
+        broker.start()
+        assert wait_exit(proc, 60) == 0, (tmp_path / "edge.log").read_text()
+        total = compute_features(audio).n_frames
+        assert sub.wait(lambda s: sum(m.n_frames for m in unique_in_order(s.features)) >= total)
+        _check_stream(unique_in_order(sub.features), audio)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        sub.stop()
+        broker.stop()
+
+
+def test_sigkill_with_a_full_spool_then_restart_loses_nothing(tmp_path: Path) -> None:
+    broker = durable_broker(tmp_path / "mq")
+    audio = tone_noise(3.0, seed=5)
+    wav = write_wav(tmp_path / "a.wav", audio)
+    spool = tmp_path / "s.spool"
+    # broker not running yet: everything goes to the spool
+    first = start_edge(edge_cmd(broker, "nursery-3", spool, "--file", str(wav)), tmp_path / "1.log")
+    try:
+        for _ in range(200):
+            if spool.exists() and _spool_depth(spool) >= 4:
+                break
+            subprocess.run(["sleep", "0.05"], check=True)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        spooled = _spool_depth(spool)
+        assert spooled >= 4
+        broker.start()
+        sub = Collector(broker, "nursery-3")
+        try:
+            cmd = edge_cmd(broker, "nursery-3", spool, "--file", str(wav), "--fast")
+            second = start_edge(cmd, tmp_path / "2.log")
+            assert wait_exit(second, 60) == 0, (tmp_path / "2.log").read_text()
+            per_run = -(-compute_features(audio).n_frames // 25)
+            assert sub.wait(lambda s: len(s.seqs()) >= spooled + per_run)
+            msgs = unique_in_order(sub.features)
+            # the killed run's spooled messages, then the second run, one numbering
+            assert [m.seq for m in msgs] == list(range(spooled + per_run))
+            assert len({m.stream for m in msgs}) == 1
+            first_run = msgs[:spooled]
+            mel = np.concatenate([m.mel.to_numpy() for m in first_run])
+            np.testing.assert_array_equal(mel, compute_features(audio).mel[: mel.shape[0]])
+            second_run = msgs[spooled:]
+            assert second_run[0].frame_index > first_run[-1].frame_index + first_run[-1].n_frames
+            mel2 = np.concatenate([m.mel.to_numpy() for m in second_run])
+            np.testing.assert_array_equal(mel2, compute_features(audio).mel)
+            assert _spool_depth(spool) == 0
+        finally:
+            sub.stop()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        broker.stop()
+
+
+def test_stdin_pcm_at_another_rate(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    audio = tone_noise(2.5, rate=22_050, seed=7)
+    sub = Collector(mosquitto, "nursery-4")
+    try:
+        cmd = edge_cmd(mosquitto, "nursery-4", tmp_path / "s.spool", "--stdin", "--rate", "22050")
+        out = subprocess.run(
+            cmd,
+            input=audio.astype("<i2").tobytes(),
+            capture_output=True,
+            timeout=60,
+            env=edge_env(),
+        )
+        assert out.returncode == 0, out.stderr.decode()
+        total = compute_features(audio, 22_050).n_frames
+        assert sub.wait(lambda s: sum(m.n_frames for m in s.features) >= total, 10)
+        msgs = unique_in_order(sub.features)
+        _check_stream(msgs, audio, 22_050)
+        assert all(m.sample_rate_in == 22_050 for m in msgs)
+    finally:
+        sub.stop()
+
+
+def test_sigterm_flushes_and_says_offline(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "long.wav", tone_noise(60.0))
+    sub = Collector(mosquitto, "nursery-5")
+    try:
+        cmd = edge_cmd(mosquitto, "nursery-5", tmp_path / "s.spool", "--file", str(wav))
+        proc = start_edge(cmd + ["--status-interval-s", "0.5"], tmp_path / "edge.log")
+        assert sub.wait(lambda s: len(s.features) >= 2 and len(s.status) >= 2, 20)
+        proc.send_signal(signal.SIGTERM)
+        assert wait_exit(proc, 20) == 0, (tmp_path / "edge.log").read_text()
+        assert sub.wait(lambda s: s.availability[-1:] == ["offline"], 10)
+        assert _spool_depth(tmp_path / "s.spool") == 0  # flushed
+        msgs = unique_in_order(sub.features)
+        assert [m.seq for m in msgs] == list(range(len(msgs)))
+        assert sub.status[-1].uptime_s > 0 and sub.status[-1].overruns == 0
+    finally:
+        sub.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--nursery", "Bad Name"], "NURSERYCRY_EDGE_NURSERY"),
+        (["--nursery", "n1", "--broker", "http://x"], "--broker"),
+        (["--nursery", "n1", "--file", "/nonexistent.wav"], "audio file not found"),
+        (["--nursery", "n1", "--stdin", "--rate", "5"], "NURSERYCRY_EDGE_RATE"),
+        ([], "nursery"),
+    ],
+)
+def test_bad_config_exits_nonzero_with_a_readable_message(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    cmd = ["python", "-m", "nurserycry", "edge", "--spool", str(tmp_path / "s"), *args]
+    import sys
+
+    cmd[0] = sys.executable
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=edge_env())
+    assert out.returncode == 2, out.stderr
+    assert expected in out.stderr and "Traceback" not in out.stderr

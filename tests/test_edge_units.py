@@ -1,0 +1,182 @@
+"""Edge agent parts without servers: ring, spool, feature builder, settings."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nurserycry.edge.features import FeatureBuilder
+from nurserycry.edge.ring import Block, Ring
+from nurserycry.edge.settings import EdgeSettings
+from nurserycry.edge.spool import Spool, StreamState
+from nurserycry.shared.config import ConfigError
+from nurserycry.shared.frontend import compute_features
+from nurserycry.shared.schemas import AudioFeatures
+
+
+def _audio(seconds: float, rate: int = 16_000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
+    return (tone + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def _decode(items: list[tuple[int, str, bytes]]) -> list[AudioFeatures]:
+    return [AudioFeatures.decode(p) for _, _, p in items]
+
+
+# -- ring -------------------------------------------------------------------
+def test_ring_counts_overruns_and_never_blocks_a_live_producer() -> None:
+    ring = Ring(capacity=100)
+    assert ring.offer(Block(0, np.zeros(60, np.float32), 60))
+    assert not ring.offer(Block(60, np.zeros(60, np.float32), 60))  # full: dropped
+    assert ring.overruns == 1 and ring.dropped_samples == 60
+    got = ring.get(timeout=1)
+    assert got is not None and got.pos == 0
+    assert ring.offer(Block(120, np.zeros(60, np.float32), 60))
+
+
+def test_ring_put_waits_for_room_and_close_drains() -> None:
+    ring = Ring(capacity=10)
+    ring.put(Block(0, np.zeros(10, np.float32), 10))
+    done = threading.Event()
+
+    def producer() -> None:
+        ring.put(Block(10, np.zeros(10, np.float32), 10))
+        done.set()
+
+    threading.Thread(target=producer, daemon=True).start()
+    assert not done.wait(0.2)  # blocked: no room
+    first = ring.get(timeout=1)
+    assert done.wait(5) and first is not None and first.pos == 0
+    ring.close()
+    last = ring.get(timeout=1)
+    assert last is not None and last.pos == 10
+    assert ring.get(timeout=1) is None and ring.drained and ring.overruns == 0
+
+
+# -- spool ------------------------------------------------------------------
+def test_spool_persists_messages_and_numbering(tmp_path: Path) -> None:
+    path = tmp_path / "s.spool"
+    spool = Spool(path, 10_000)
+    stream = spool.state.stream
+    assert spool.state.next_seq == 0 and spool.depth == 0
+    spool.append([(0, "t", b"a"), (1, "t", b"bb")], StreamState(stream, 2, 50, 1.7e9))
+    spool.ack([0])
+    spool.close()
+    again = Spool(path, 10_000)
+    assert again.state == StreamState(stream, 2, 50, 1.7e9)
+    assert [(m.seq, m.payload) for m in again.peek(-1, 10)] == [(1, b"bb")]
+    assert again.depth == 1 and again.size_bytes == 2
+    # WAL with synchronous=FULL: committed appends survive a crash
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    again.close()
+
+
+def test_spool_bound_drops_oldest_and_counts(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.spool", max_bytes=1000)
+    stream = spool.state.stream
+    for seq in range(10):
+        spool.append([(seq, "t", bytes(300))], StreamState(stream, seq + 1, 0, None))
+    assert spool.depth == 3 and spool.dropped == 7
+    assert [m.seq for m in spool.peek(-1, 100)] == [7, 8, 9]
+    assert spool.ack([2, 7]) == 1  # a dropped one is ignored
+    spool.close()
+    assert Spool(tmp_path / "s.spool", 1000).dropped == 7
+
+
+# -- feature builder -----------------------------------------------------------
+def _builder(state: StreamState, rate: int = 16_000, **kw: object) -> FeatureBuilder:
+    return FeatureBuilder("n1", "nurserycry/n1/features", state, rate=rate, start_time=1.8e9, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rate", [16_000, 44_100])
+def test_builder_frames_equal_compute_features_for_any_chunking(rate: int) -> None:
+    audio = _audio(3.3, rate)
+    expected = compute_features(audio, rate)
+    b = _builder(StreamState("ab" * 8, 0, 0, None), rate)
+    items: list[tuple[int, str, bytes]] = []
+    rng = np.random.default_rng(1)
+    pos = 0
+    while pos < audio.size:
+        n = int(rng.integers(1, 5000))
+        items += b.push(Block(pos, audio[pos : pos + n], len(audio[pos : pos + n])))
+        pos += n
+    items += b.finish()
+    msgs = _decode(items)
+    assert [m.seq for m in msgs] == list(range(len(msgs)))
+    assert all(m.n_frames == 25 for m in msgs[:-1]) and 1 <= msgs[-1].n_frames <= 25
+    mel = np.concatenate([m.mel.to_numpy() for m in msgs])
+    level = np.concatenate([m.level.to_numpy() for m in msgs])
+    np.testing.assert_array_equal(mel, expected.mel)
+    np.testing.assert_array_equal(level, expected.level)
+    for m in msgs:
+        assert m.t0 == pytest.approx(1.8e9 + m.frame_index * 0.02, abs=1e-6)
+        assert m.sample_rate_in == rate
+    assert b.state.next_seq == len(msgs) and b.state.next_frame == expected.n_frames
+
+
+def test_builder_pcm_blocks_equal_int16_features() -> None:
+    pcm = (_audio(1.2) * 32767).astype(np.int16)
+    b = _builder(StreamState("ab" * 8, 0, 0, None))
+    items = b.push(Block.from_pcm(0, pcm.tobytes())) + b.finish()
+    mel = np.concatenate([m.mel.to_numpy() for m in _decode(items)])
+    np.testing.assert_array_equal(mel, compute_features(pcm).mel)
+
+
+def test_builder_marks_an_overrun_as_a_gap() -> None:
+    audio = _audio(2.0)
+    b = _builder(StreamState("ab" * 8, 0, 0, None))
+    items = b.push(Block(0, audio[:16_000], 16_000))
+    # 0.5 s dropped by the ring, then audio goes on
+    items += b.push(Block(24_000, audio[24_000:], 8_000)) + b.finish()
+    msgs = _decode(items)
+    first_after = next(m for m in msgs if m.t0 >= 1.8e9 + 1.5 - 1e-6)
+    before = [m for m in msgs if m.seq < first_after.seq]
+    end_before = before[-1].frame_index + before[-1].n_frames
+    assert first_after.frame_index >= end_before + 25  # the lost 0.5 s
+    assert first_after.t0 == pytest.approx(1.8e9 + 1.5)
+    assert [m.seq for m in msgs] == list(range(len(msgs))) and b.gaps == 1
+
+
+def test_builder_continues_numbering_after_a_restart() -> None:
+    b = _builder(StreamState("ab" * 8, 40, 1000, 1.8e9 - 2.0))
+    msgs = _decode(b.push(Block(0, _audio(1.0), 16_000)))
+    assert msgs[0].seq == 40 and msgs[0].stream == "ab" * 8
+    assert msgs[0].frame_index == 1100  # skipped the 2 s the agent was away
+
+
+def test_gain_is_applied() -> None:
+    audio = _audio(1.0) * 0.1
+    quiet = _decode(_builder(StreamState("ab" * 8, 0, 0, None)).push(Block(0, audio, 16_000)))
+    loud = _decode(
+        _builder(StreamState("ab" * 8, 0, 0, None), gain_db=20.0).push(Block(0, audio, 16_000))
+    )
+    diff = loud[0].level.to_numpy().astype(int) - quiet[0].level.to_numpy().astype(int)
+    assert np.all(np.abs(diff - 40) <= 1)  # +20 dB in 0.5 dB codes
+
+
+# -- settings -----------------------------------------------------------------
+def test_settings_reject_two_sources_and_bad_names(tmp_path: Path) -> None:
+    wav = tmp_path / "a.wav"
+    wav.write_bytes(b"")
+    with pytest.raises(ConfigError, match="choose one audio source"):
+        EdgeSettings.load(nursery="n1", stdin=True, file=wav)
+    with pytest.raises(ConfigError, match="NURSERYCRY_EDGE_NURSERY"):
+        EdgeSettings.load(nursery="Bad Name")
+
+
+def test_compose_env_example_is_valid_edge_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).resolve().parents[1] / "compose" / "edge" / "edge.env.example"
+    for line in example.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            monkeypatch.setenv(key.strip(), value.strip())
+    settings = EdgeSettings.load()
+    assert settings.nursery == "nursery-1" and settings.mqtt.username == "nursery-1"
+    assert settings.source_kind == "microphone"
