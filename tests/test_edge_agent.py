@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -182,7 +183,7 @@ def test_sigterm_flushes_and_says_offline(mosquitto: Mosquitto, tmp_path: Path) 
     sub = Collector(mosquitto, "nursery-5")
     try:
         cmd = edge_cmd(mosquitto, "nursery-5", tmp_path / "s.spool", "--file", str(wav))
-        proc = start_edge(cmd + ["--status-interval-s", "0.5"], tmp_path / "edge.log")
+        proc = start_edge([*cmd, "--status-interval-s", "0.5"], tmp_path / "edge.log")
         assert sub.wait(lambda s: len(s.features) >= 2 and len(s.status) >= 2, 20)
         proc.send_signal(signal.SIGTERM)
         assert wait_exit(proc, 20) == 0, (tmp_path / "edge.log").read_text()
@@ -208,10 +209,7 @@ def test_sigterm_flushes_and_says_offline(mosquitto: Mosquitto, tmp_path: Path) 
 def test_bad_config_exits_nonzero_with_a_readable_message(
     tmp_path: Path, args: list[str], expected: str
 ) -> None:
-    cmd = ["python", "-m", "nurserycry", "edge", "--spool", str(tmp_path / "s"), *args]
-    import sys
-
-    cmd[0] = sys.executable
+    cmd = [sys.executable, "-m", "nurserycry", "edge", "--spool", str(tmp_path / "s"), *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=edge_env())
     assert out.returncode == 2, out.stderr
     assert expected in out.stderr and "Traceback" not in out.stderr

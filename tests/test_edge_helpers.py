@@ -1,4 +1,4 @@
-"""Helpers for the edge tests (no tests here): generated audio, the agent as a subprocess, a subscriber."""
+"""Edge test helpers (no tests here): generated audio, the agent as a subprocess, a subscriber."""
 
 from __future__ import annotations
 
