@@ -28,7 +28,7 @@ from typing import Final
 
 from nurserycry import __version__
 from nurserycry.shared.mqtt import MqttLink
-from nurserycry.shared.schemas import HubStatus, NurseryState
+from nurserycry.shared.schemas import EdgeStatus, HubStatus, MessageError, NurseryState
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 
 from .buffer import PointBuffer
@@ -55,6 +55,7 @@ class HubSnapshot:
     model: str
     states: dict[str, NurseryState]
     edges_online: dict[str, bool]
+    edge_status: dict[str, EdgeStatus]
     counters: dict[str, int]
 
 
@@ -135,6 +136,7 @@ class Hub:
         self._lock = threading.Lock()
         self._states: dict[str, NurseryState] = {}
         self._edges: dict[str, bool] = {}
+        self._edge_status: dict[str, EdgeStatus] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hub-processing", daemon=True)
         self._started = self._stopped = False
@@ -146,6 +148,7 @@ class Hub:
         topics, enqueue = self.topics, self._enqueue
         self.link.subscribe(topics.all_nurseries("features"), enqueue, qos=1)
         self.link.subscribe(topics.all_nurseries("availability"), enqueue, qos=1)
+        self.link.subscribe(topics.all_nurseries("status"), enqueue, qos=0)
         self.link.subscribe(topics.hub("command"), enqueue, qos=1)
         self.link.subscribe(topics.ha_status, enqueue, qos=1)
         self.link.on_connect(lambda: self._enqueue(_RECONNECTED, b""))
@@ -197,7 +200,11 @@ class Hub:
     def snapshot(self) -> HubSnapshot:
         with self._lock:
             return HubSnapshot(
-                self.engine.version, dict(self._states), dict(self._edges), self.counters.snapshot()
+                self.engine.version,
+                dict(self._states),
+                dict(self._edges),
+                dict(self._edge_status),
+                self.counters.snapshot(),
             )
 
     def status(self) -> HubStatus:
@@ -268,6 +275,8 @@ class Hub:
             elif parsed is not None and parsed[1] == "availability":
                 with self._lock:
                     self._edges[parsed[0]] = payload.strip() == ONLINE.encode()
+            elif parsed is not None and parsed[1] == "status":
+                self._edge_heartbeat(parsed[0], topic, payload)
             elif topic == topics.ha_status:
                 if payload.strip() == ONLINE.encode():
                     log.info("Home Assistant is online: republishing discovery")
@@ -310,6 +319,18 @@ class Hub:
                 listener(out)
             except Exception:
                 log.exception("hub listener failed")
+
+    def _edge_heartbeat(self, nursery: str, topic: str, payload: bytes) -> None:
+        try:
+            status = EdgeStatus.decode(payload)
+        except MessageError as exc:
+            self.ingest.reject("rejected_malformed", nursery, topic, exc.reason)
+            return
+        if status.device != nursery:
+            self.ingest.reject("rejected_topic", nursery, topic, "device is not the topic's")
+            return
+        with self._lock:
+            self._edge_status[nursery] = status
 
     def _republish_states(self) -> None:
         with self._lock:

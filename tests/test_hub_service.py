@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from nurserycry.hub.service import Hub
-from nurserycry.shared.schemas import EpisodeEvent, HubStatus, NurseryState
+from nurserycry.shared.schemas import EdgeStatus, EpisodeEvent, HubStatus, NurseryState
 
 from tests.servers import Mosquitto, VictoriaMetrics
-from tests.test_hub_support import Edge, FakeModel, Watcher, hub_settings, payload, wait_for
+from tests.test_hub_support import T0, Edge, FakeModel, Watcher, hub_settings, payload, wait_for
 
 pytestmark = pytest.mark.servers
 
@@ -42,6 +42,19 @@ def test_frames_in_state_events_discovery_and_history_out(
     hub = start_hub(tmp_path, mosquitto)
     edge = Edge(mosquitto, "nursery-1")
     try:
+        heartbeat = EdgeStatus(
+            device="nursery-1",
+            t=T0,
+            software="test",
+            source="generated",
+            uptime_s=1.0,
+            frames_captured=0,
+            messages_sent=0,
+            overruns=0,
+            spool_depth=0,
+            spool_dropped=0,
+        )
+        edge.raw("nurserycry/nursery-1/status", heartbeat.encode())
         plan = [False] * 4 + [True] * 16 + [False] * 16
         for seq, crying in enumerate(plan):
             edge.send(seq, crying)
@@ -64,6 +77,7 @@ def test_frames_in_state_events_discovery_and_history_out(
         snap = hub.snapshot()
         assert snap.states["nursery-1"].device == "nursery-1"
         assert snap.edges_online == {"nursery-1": True}
+        assert snap.edge_status["nursery-1"] == heartbeat
     finally:
         edge.stop()
         hub.stop()
@@ -182,10 +196,12 @@ def test_broker_restart_mid_stream(mosquitto: Mosquitto, watcher: Watcher, tmp_p
         hub.stop()
 
 
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_persistent_session_keeps_features_while_hub_restarts(
-    mosquitto: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path, protocol: str
 ) -> None:
-    hub = start_hub(tmp_path, mosquitto)
+    mqtt = {"broker": mosquitto.url, "protocol": protocol}
+    hub = start_hub(tmp_path, mosquitto, mqtt=mqtt)
     edge = Edge(mosquitto, "n1")
     try:
         for seq in range(5):
@@ -194,7 +210,7 @@ def test_persistent_session_keeps_features_while_hub_restarts(
         hub.stop()
         for seq in range(5, 15):  # the hub is away: the broker queues these (QoS 1)
             edge.send(seq)
-        hub = start_hub(tmp_path, mosquitto)
+        hub = start_hub(tmp_path, mosquitto, mqtt=mqtt)
         wait_for(lambda: hub.counters.get("messages") == 10, what="queued messages delivered")
         wait_for(lambda: hub.counters.get("windows") == 9, what="windows from queued messages")
     finally:

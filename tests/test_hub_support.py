@@ -111,9 +111,9 @@ def drain(q: queue.Queue[T]) -> list[T]:
 
 
 def hub_settings(tmp_path: Path, broker: str, **kw: object) -> HubSettings:
+    kw.setdefault("mqtt", {"broker": broker})
     return HubSettings.load(
         None,
-        mqtt={"broker": broker},
         client_id=f"hub-{tmp_path.name[-20:]}".replace(".", "-"),
         history_db=tmp_path / "history.sqlite",
         influx_spool=tmp_path / "spool.sqlite",
