@@ -134,7 +134,10 @@ class _Runner:
         self.interpreter.invoke()
         raw = self.interpreter.get_tensor(self.out_index)
         if self.out_dtype == np.int8:
-            return ((raw.astype(np.float32) - self.out_zero) * self.out_scale).astype(np.float32)
+            probs: npt.NDArray[np.float32] = (raw.astype(np.float32) - self.out_zero) * np.float32(
+                self.out_scale
+            )
+            return probs
         return np.asarray(raw, dtype=np.float32)
 
 

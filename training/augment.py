@@ -71,15 +71,16 @@ def reverb(x: Wave, rng: np.random.Generator, rate: int, rt60: tuple[float, floa
     ir[0] = 0.0
     ir *= rng.uniform(0.2, 1.0) / (np.sqrt(np.sum(ir**2)) + 1e-12)
     ir[0] = 1.0
-    wet = signal.fftconvolve(x, ir)[: x.size]
-    return wet.astype(np.float32)
+    wet: Wave = signal.fftconvolve(x, ir)[: x.size].astype(np.float32)
+    return wet
 
 
 def band_limit(x: Wave, rng: np.random.Generator, rate: int) -> Wave:
     """A random low-pass at 2.8-3.8 kHz, or a phone channel: 8 kHz, 300-3400 Hz, 8-bit mu-law."""
     if rng.random() < 0.5:
         sos = signal.butter(int(rng.integers(4, 9)), rng.uniform(2800, 3800), fs=rate, output="sos")
-        return signal.sosfilt(sos, x).astype(np.float32)
+        low: Wave = signal.sosfilt(sos, x).astype(np.float32)
+        return low
     sos = signal.butter(
         4, [rng.uniform(150, 350), rng.uniform(3200, 3500)], btype="band", fs=rate, output="sos"
     )

@@ -105,13 +105,20 @@ def load_clips(data_dir: Path, manifest: Path | None = None) -> list[Clip]:
 def summarise(clips: list[Clip]) -> dict[str, object]:
     """Counts and durations per label, class and source (for metadata and the card)."""
     by_label: Counter[str] = Counter(c.label for c in clips)
-    secs: Counter[str] = Counter()
+    secs: dict[str, float] = {}
     for c in clips:
-        secs[c.label] += c.duration_s
+        secs[c.label] = secs.get(c.label, 0.0) + c.duration_s
     sources: dict[str, dict[str, object]] = {}
     for c in clips:
-        entry = sources.setdefault(c.source or "(folders)", {"licence": c.licence, "clips": 0})
+        entry = sources.setdefault(
+            c.source or "(folders)",
+            {"licence": c.licence, "clips": 0, "minutes": 0.0, "labels": []},
+        )
         entry["clips"] = int(str(entry["clips"])) + 1
+        entry["minutes"] = round(float(str(entry["minutes"])) + c.duration_s / 60, 2)
+        labels = entry["labels"]
+        if isinstance(labels, list) and c.label not in labels:
+            labels.append(c.label)
     return {
         "clips": len(clips),
         "groups": len({c.group for c in clips}),

@@ -15,6 +15,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from nurserycry.shared.frontend import DEFAULT_PARAMS, FrontendParams, compute_features, model_input
 
@@ -138,7 +139,8 @@ class ExampleMaker:
                 for i in idx
             ]
         )
-        return p / p.sum()
+        out: npt.NDArray[np.float64] = p / p.sum()
+        return out
 
     def _negative_wave(self, rng: np.random.Generator) -> npt.NDArray[np.float32]:
         if rng.random() < self.cfg.synthetic_share:
@@ -194,8 +196,11 @@ class ExampleMaker:
         codes = np.empty((count, self.cfg.window_frames, self.params.n_mels), np.int8)
         y = np.empty(count, np.int64)
         w = np.empty(count, np.float32)
-        for k in range(count):
-            codes[k], y[k], w[k] = self.one(rng)
+        # One BLAS thread: the frontend's tiny matrix products are several times
+        # slower with threads that fight TensorFlow's for the same cores.
+        with threadpool_limits(1, user_api="blas"):
+            for k in range(count):
+                codes[k], y[k], w[k] = self.one(rng)
         x = model_input(codes, self.params)
         for k in range(count):
             aug.spec_mask(x[k], rng, self.cfg.augment)

@@ -31,8 +31,9 @@ def coloured_noise(rng: np.random.Generator, n: int, exponent: float) -> Wave:
     f = np.arange(spec.size, dtype=np.float64)
     f[0] = 1.0
     spec *= f ** (-exponent / 2)
-    x = np.fft.irfft(spec, n)
-    return (x / (np.sqrt(np.mean(x**2)) + 1e-12)).astype(np.float32)
+    x: npt.NDArray[np.float64] = np.fft.irfft(spec, n)
+    out: Wave = (x / (np.sqrt(np.mean(x**2)) + 1e-12)).astype(np.float32)
+    return out
 
 
 def _harmonic(
@@ -45,7 +46,8 @@ def _harmonic(
 
 
 def _norm(x: npt.NDArray[np.float64]) -> Wave:
-    return (0.5 * x / (np.max(np.abs(x)) + 1e-12)).astype(np.float32)
+    out: Wave = (0.5 * x / (np.max(np.abs(x)) + 1e-12)).astype(np.float32)
+    return out
 
 
 def siren(rng: np.random.Generator, n: int, rate: int) -> Wave:

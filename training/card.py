@@ -1,0 +1,192 @@
+"""Write ``MODEL_CARD.md`` from a model directory, its data, and validation results.
+
+    python -m nurserycry.training.card MODEL_DIR --data DATA_DIR \
+        --validation group=RUN_DIR:BENCH.json --validation source=RUN_DIR:BENCH.json
+
+``RUN_DIR`` is the model trained with that split (its ``report.json``), ``BENCH.json``
+the output of ``bench/detection.py`` for that split and model. Every figure in the card
+is copied from those files; the prose around them is in this module.
+"""
+
+# ruff: noqa: T201
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nurserycry.hub.inference import ModelMetadata
+
+from .dataset import load_clips, summarise
+
+DONATE_A_CRY = (
+    "Donate-a-cry corpus: Open Database License 1.0, contents under the Database Contents "
+    'License 1.0, "Donate-a-cry corpus, newparentsapps.com".'
+)
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    return (
+        "n/a"
+        if value is None
+        else f"{value:.{digits}f}"
+        if isinstance(value, float)
+        else str(value)
+    )
+
+
+def _sources(data: dict[str, Any]) -> list[str]:
+    lines = ["| source | licence | labels | clips | minutes |", "|---|---|---|---|---|"]
+    for name, s in sorted(data["sources"].items()):
+        labels = ", ".join(s.get("labels", []))
+        lines.append(
+            f"| {name} | {s['licence'] or 'none stated'} | {labels} | {s['clips']} | "
+            f"{s.get('minutes', 0):.1f} |"
+        )
+    return lines
+
+
+def _validation(name: str, report: dict[str, Any], bench: dict[str, Any]) -> list[str]:
+    ev = report["evaluation"]
+    split = report["training"]["split"]
+    ours, yam, loud = bench["nurserycry"], bench.get("yamnet"), bench["loudness"]
+    w, ca, fa = ev["windows"], ev["clips_alert"], ev["false_alerts"]
+    lines = [
+        f"### {name.capitalize()}-disjoint validation",
+        "",
+        f"Split: {split['description']}. Training clips {split['train_clips']}, validation "
+        f"clips {split['val_clips']} ({split['val_groups']} groups); unverified clips are not "
+        f"scored. Model: `{report['model_version']}`, trained on the training part only.",
+        "",
+        "| detector | clip alert P / R / F1 | window (chunk) ROC-AUC | window F1 "
+        "| false alerts / h |",
+        "|---|---|---|---|---|",
+        f"| NurseryCry int8, hub episode rule | {_f(ca['precision'])} / {_f(ca['recall'])} / "
+        f"**{_f(ca['f1'])}** | **{_f(w['roc_auc'])}** | {_f(w['f1'])} (P {_f(w['precision'])}, "
+        f"R {_f(w['recall'])}, at {w['threshold']}) | **{_f(fa['alerts_per_hour'])}** "
+        f"({fa['alerts']} in {fa['hours']} h) |",
+    ]
+    if yam:
+        yc, yf = yam["clips_alert"], yam["false_alerts"]
+        lines.append(
+            f"| YAMNet, Frigate rule (>= 0.8, classes 19-21) | {_f(yc['precision'])} / "
+            f"{_f(yc['recall'])} / {_f(yc['f1'])} | {_f(yam['chunks']['roc_auc'])} | "
+            f"{_f(yam['chunks']['f1'])} | {_f(yf['alerts_per_hour'])} ({yf['alerts']}) |"
+        )
+    lc = loud["clips"]
+    lines += [
+        f"| loudness (1 s RMS >= {loud['threshold_dbfs']} dBFS, threshold fit on this data) | "
+        f"{_f(lc['precision'])} / {_f(lc['recall'])} / {_f(lc['f1'])} | "
+        f"{_f(loud['windows']['roc_auc'])} | {_f(loud['windows']['f1'])} | n/a |",
+        "",
+        f"Clip ROC-AUC from the highest window score: {_f(ev['clips_max_score']['roc_auc'])}. "
+        f"Inference (bench, int8, 1 thread): {ours['ms_per_window_batched']} ms per window "
+        f"batched, {ours['ms_per_window_single']} ms one window per call.",
+        "",
+        "Wideband vs narrowband cries (mean score, share of windows over the threshold):",
+        "",
+    ]
+    for key, v in sorted(ev["per_band"].items()):
+        if key.startswith("crying@"):
+            sr = key.split("@")[1]
+            lines.append(
+                f"- cries originally at {sr} Hz: {v['windows']} windows, mean "
+                f"{_f(v['mean_score'])}, over threshold {_f(v['hot_share'])}"
+            )
+    probe = ev.get("band_probe") or {}
+    if probe:
+        lines.append(
+            f"- the {probe['clips']} wideband validation cries as recorded vs through a simulated "
+            f"phone channel / low-pass: mean {_f(probe['mean_score_wideband'])} vs "
+            f"{_f(probe['mean_score_band_limited'])} (mean absolute change "
+            f"{_f(probe['mean_abs_difference'])})"
+        )
+    worst = sorted(
+        ((v["hot_share"], k) for k, v in ev["per_class"].items() if not v["crying"]), reverse=True
+    )[:8]
+    lines += [
+        "",
+        "Negative classes with the most windows over the threshold: "
+        + ", ".join(f"{k} {_f(h, 2)}" for h, k in worst)
+        + ".",
+    ]
+    return [*lines, ""]
+
+
+def render(
+    model_dir: Path,
+    data: dict[str, Any],
+    validations: list[tuple[str, dict[str, Any], dict[str, Any]]],
+) -> str:
+    meta = ModelMetadata.read(model_dir)
+    report = json.loads((model_dir / "report.json").read_text())
+    tr = report["training"]
+    size_int8 = (model_dir / "model.tflite").stat().st_size
+    size_f32 = (model_dir / "model_float32.tflite").stat().st_size
+    lines = [
+        f"# NurseryCry default model `{meta.model_version}`",
+        "",
+        f"A {len(meta.labels)}-label classifier ({', '.join(meta.labels)}) of one "
+        f"{meta.window_frames / 50:g} s window ({meta.window_frames} frames x "
+        f"{meta.frontend['n_mels']} log-mel bands, {meta.frontend['fmin']:g}-"
+        f"{meta.frontend['fmax']:g} Hz, frontend hash `{meta.frontend_hash}`), scored every "
+        f"{meta.hop_frames / 50:g} s by the hub. `model.tflite`: full-integer int8, "
+        f"{size_int8 / 1000:.0f} kB; `model_float32.tflite`: {size_f32 / 1000:.0f} kB. "
+        f"Created {meta.created}.",
+        "",
+        "## How this model was made",
+        "",
+        f"Shipped model: split `{tr['split']['name']}` ({tr['split']['description']}), "
+        f"{tr['train_config']['epochs']} epochs x {tr['train_config']['examples_per_epoch']} "
+        f"augmented examples, width {tr['train_config']['width']}, seed "
+        f"{tr['train_config']['seed']}, {tr['seconds']} s on 2 CPU cores. Unverified uploads: "
+        f"{tr['unverified']}. Augmentation and generated hard negatives "
+        f"({', '.join(tr['generated_negatives'])}): see `training/README.md`.",
+        "",
+    ]
+    return (
+        "\n".join([*lines, ""])
+        + "\n".join(
+            line for name, rep, bench in validations for line in _validation(name, rep, bench)
+        )
+        + "\n## Training data\n\n"
+        + "\n".join(_sources(data))
+        + f"\n\n{DONATE_A_CRY}\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--validation", action="append", default=[], metavar="NAME=RUN_DIR:BENCH")
+    parser.add_argument(
+        "--extra", type=Path, help="markdown appended verbatim (limits, retraining)"
+    )
+    args = parser.parse_args(argv)
+    vals = []
+    for spec in args.validation:
+        name, rest = spec.split("=", 1)
+        run_dir, bench = rest.split(":", 1)
+        vals.append(
+            (
+                name,
+                json.loads((Path(run_dir) / "report.json").read_text()),
+                json.loads(Path(bench).read_text()),
+            )
+        )
+    data = summarise(load_clips(args.data))
+    text = render(args.model_dir, data, vals)
+    if args.extra is not None:
+        text += "\n" + args.extra.read_text()
+    (args.model_dir / "MODEL_CARD.md").write_text(text)
+    print(f"wrote {args.model_dir / 'MODEL_CARD.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
