@@ -81,7 +81,7 @@ class EdgeAgent:
                     next_status += self.settings.status_interval_s
                 if self.error is not None:
                     break
-                if self.processed.is_set() and self.publisher.wait_idle(0):
+                if self.processed.is_set() and self.spool.depth == 0:
                     log.info("every frame acknowledged by the broker")
                     break
                 self._stopping.wait(0.2)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -55,7 +56,7 @@ class Publisher:
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._idle = threading.Event()
+        self._progress = threading.Event()
         self._thread: threading.Thread | None = None
         link.on_published(self._on_published)
 
@@ -66,7 +67,6 @@ class Publisher:
 
     def notify(self) -> None:
         """New messages were spooled."""
-        self._idle.clear()
         self._wake.set()
 
     def start(self) -> None:
@@ -84,8 +84,15 @@ class Publisher:
         return len(self._inflight)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """True once the spool is empty and every message was acknowledged."""
-        return self._idle.wait(timeout)
+        """True once the spool is empty: every message acknowledged (or dropped when full)."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.spool.depth:
+            left = 0.05 if end is None else min(0.05, end - time.monotonic())
+            if left <= 0:
+                return False
+            self._progress.wait(left)
+            self._progress.clear()
+        return True
 
     # -- the publisher thread --------------------------------------------
     def _run(self) -> None:
@@ -118,7 +125,5 @@ class Publisher:
                 info = self.link.publish(item.topic, item.payload, qos=1)
                 self._inflight[info.mid] = item.seq
                 self._cursor = item.seq
-        if not self._inflight and self.spool.depth == 0:
-            self._idle.set()
-        else:
-            self._idle.clear()
+        if acked:
+            self._progress.set()
