@@ -213,3 +213,24 @@ def test_bad_config_exits_nonzero_with_a_readable_message(
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=edge_env())
     assert out.returncode == 2, out.stderr
     assert expected in out.stderr and "Traceback" not in out.stderr
+
+
+def test_wire_bytes_per_second_of_audio_within_budget(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Everything the agent sends (MQTT framing included) per second of audio: <= 4 KB."""
+    from nurserycry.edge.measure import CountingRelay
+
+    seconds = 20.0
+    wav = write_wav(tmp_path / "a.wav", tone_noise(seconds, seed=9))
+    relay = CountingRelay("127.0.0.1", mosquitto.port)
+    try:
+        cmd = edge_cmd(mosquitto, "nursery-6", tmp_path / "s.spool", "--file", str(wav), "--fast")
+        cmd[cmd.index("--broker") + 1] = f"mqtt://127.0.0.1:{relay.port}"
+        proc = start_edge(cmd, tmp_path / "edge.log")
+        assert wait_exit(proc, 60) == 0, (tmp_path / "edge.log").read_text()
+        per_second = relay.up / seconds
+    finally:
+        relay.close()
+    print(f"wire bytes per second of audio: {per_second:.0f}")
+    assert 2000 < per_second <= 4000, per_second
