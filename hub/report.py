@@ -76,8 +76,11 @@ def render_timeline(
         formatter = mdates.DateFormatter("%H:%M", tz=tz)  # type: ignore[no-untyped-call]
         axes[-1, 0].xaxis.set_major_formatter(formatter)
         axes[-1, 0].set_xlabel("local time")
-        start = dt.datetime.fromtimestamp(since, tz)
-        end = dt.datetime.fromtimestamp(until, tz)
+        first = min((n.t[0] for n in nights if n.t), default=since)
+        last = max((n.t[-1] for n in nights if n.t), default=until)
+        start = dt.datetime.fromtimestamp(max(since, first), tz)
+        end = dt.datetime.fromtimestamp(min(until, last), tz)
+        axes[-1, 0].set_xlim(start, end)
         fig.suptitle(f"NurseryCry misery meter, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}")
         fig.tight_layout()
         out_png.parent.mkdir(parents=True, exist_ok=True)
@@ -109,8 +112,10 @@ def _draw(a: Any, night: Night, tz: dt.tzinfo | None) -> None:
     a.set_ylabel("cry probability")
     level = a.twinx()
     if times:
-        level.plot(times, night.level_dbfs, color="tab:blue", lw=0.6, alpha=0.7)
+        level.plot(times, night.level_dbfs, color="tab:blue", lw=0.5, alpha=0.45)
     level.set_ylabel("level (dBFS)", color="tab:blue")
+    a.set_zorder(level.get_zorder() + 1)  # probability in front of the level
+    a.patch.set_visible(False)
     if not times:
         a.text(0.5, 0.5, "no data", transform=a.transAxes, ha="center", va="center")
 
