@@ -26,6 +26,7 @@ from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import EdgeStatus
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 
+from .clips import ClipBuffer, ClipService
 from .features import FeatureBuilder
 from .publisher import Publisher
 from .ring import Ring
@@ -55,6 +56,19 @@ class EdgeAgent:
         self.publisher = Publisher(self.spool, self.link, settings.inflight)
         self.ring = Ring(max(1, int(settings.ring_seconds * source.rate)))
         self.builder: FeatureBuilder | None = None
+        self.clips: ClipService | None = None
+        command = self.topics.nursery(nursery, "command")
+        if settings.clips:
+            clip_topic = self.topics.nursery(nursery, "clip")
+
+            def publish_clip(data: bytes) -> bool:
+                return self.link.connected and self.link.publish(clip_topic, data, qos=1).rc == 0
+
+            buffer = ClipBuffer(source.rate, settings.clip_seconds)
+            self.clips = ClipService(nursery, buffer, publish_clip, settings.clip_seconds)
+            self.link.subscribe(command, self.clips.on_command)
+        else:
+            self.link.subscribe(command, self._clips_off)
         self.started = time.monotonic()
         self.processed = threading.Event()  # every captured frame is in the spool
         self._stopping = threading.Event()
@@ -105,6 +119,8 @@ class EdgeAgent:
         self.publisher.stop()
         if self.link.connected:
             self._heartbeat()
+        if self.clips is not None:
+            self.clips.stop()
         self.link.stop(final=[(self.availability, OFFLINE)])
         self.spool.close()
 
@@ -136,6 +152,8 @@ class EdgeAgent:
                     gain_db=self.settings.gain_db,
                     frames_per_message=self.settings.frames_per_message,
                 )
+                if self.clips is not None:
+                    self.builder.tap = self.clips.buffer.append
             items = self.builder.push(block)
             # Whatever else is already waiting joins the same transaction.
             while self.ring.held and len(items) < 200:
@@ -153,6 +171,13 @@ class EdgeAgent:
         if items and self.builder is not None:
             self.spool.append(items, self.builder.state)
             self.publisher.notify()
+
+    def _clips_off(self, topic: str, payload: bytes) -> None:
+        log.warning(
+            "ignored %r on %s: clips are off (turn on with --clips / NURSERYCRY_EDGE_CLIPS)",
+            payload[:40],
+            topic,
+        )
 
     # -- heartbeat ---------------------------------------------------------
     def status(self) -> EdgeStatus:

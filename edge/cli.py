@@ -55,6 +55,8 @@ FLAGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "--spool-max-mb": ("spool_max_mb", "spool bound in MB; beyond it the oldest go", {}),
     "--status-interval-s": ("status_interval_s", "heartbeat period, s", {}),
     "--flush-timeout-s": ("flush_timeout_s", "on SIGTERM: longest wait to send", {}),
+    "--clips": ("clips", "allow raw FLAC clips on request (off)", {"action": "store_true"}),
+    "--clip-seconds": ("clip_seconds", "audio kept for a clip, s", {}),
     "--log-level": ("log_level", "DEBUG, INFO, WARNING, ERROR", {}),
 }
 

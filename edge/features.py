@@ -15,6 +15,7 @@ spans) so the hub sees the gap instead of gluing unrelated audio together.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,6 +82,8 @@ class FeatureBuilder:
         self.frames = 0  # produced in this run
         self.level_dbfs: float | None = None
         self.gaps = 0
+        # sees every block's samples (after gain) and the capture time of its end
+        self.tap: Callable[[npt.NDArray[np.float32], float], None] | None = None
         self._expected_pos: int | None = None
         self._seg: _Segment | None = None
         if state.next_seq > 0:
@@ -120,6 +123,8 @@ class FeatureBuilder:
             samples = block.samples
         if self.gain != 1.0:
             samples = np.clip(samples * np.float32(self.gain), -1.0, 1.0).astype(np.float32)
+        if self.tap is not None:
+            self.tap(samples, self.start_time + (block.pos + block.n) / self.rate)
         out += self._frames(self._seg, samples, last=False)
         return out
 

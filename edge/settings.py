@@ -86,6 +86,12 @@ class EdgeSettings(RoleSettings):
     flush_timeout_s: float = Field(
         5.0, ge=0, le=600, description="on SIGTERM: longest wait to send what is spooled"
     )
+    clips: bool = Field(
+        False, description="allow raw FLAC clips on request (raw audio leaves the nursery)"
+    )
+    clip_seconds: float = Field(
+        30.0, ge=1, le=60, description="pre-roll kept for clips, and a request's default"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
