@@ -174,9 +174,12 @@ class Hub:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Process what was received, close open episodes, say offline, flush writes."""
-        if not self._started or self._stopped:
+        if self._stopped:
             return
         self._stopped = True
+        if not self._started:  # constructed but never started: just close the files
+            self._close_sinks(timeout)
+            return
         self._stop.set()
         self._thread.join(timeout)
         if self._watcher is not None:
@@ -186,11 +189,14 @@ class Hub:
         self.link.stop(final=[(self.topics.hub("availability"), OFFLINE)])
         while not self._queue.empty():  # arrived while disconnecting: keep the data
             self._handle(self._take(block=False))
+        self._close_sinks(timeout)
+        log.info("hub stopped: %s", self.counters.snapshot())
+
+    def _close_sinks(self, timeout: float) -> None:
         if self.influx is not None:
             self.influx.stop(timeout)
         if self.history is not None:
             self.history.close()
-        log.info("hub stopped: %s", self.counters.snapshot())
 
     # -- observation -----------------------------------------------------
     def add_listener(self, callback: Callable[[Outputs], None]) -> None:
