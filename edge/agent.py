@@ -36,6 +36,8 @@ from .spool import Spool
 
 log = logging.getLogger(__name__)
 
+STALL_S = 15.0  # a live source silent this long is broken
+
 
 class EdgeAgent:
     def __init__(self, settings: EdgeSettings, source: Source, link: MqttLink | None = None):
@@ -95,6 +97,8 @@ class EdgeAgent:
                     next_status += self.settings.status_interval_s
                 if self.error is not None:
                     break
+                if self._stalled():
+                    break
                 if self.processed.is_set() and self.spool.depth == 0:
                     log.info("every frame acknowledged by the broker")
                     break
@@ -104,6 +108,15 @@ class EdgeAgent:
         if self.error is not None or self.source.error is not None:
             return 1
         return 0
+
+    def _stalled(self) -> bool:
+        """A live source that went quiet (card unplugged): exit 1, systemd restarts us."""
+        silent = time.monotonic() - self.ring.last_block
+        if not self.source.live or self.source.finished.is_set() or silent < STALL_S:
+            return False
+        log.error("no audio from the %s for %.0f s: giving up", self.source.kind, silent)
+        self.error = RuntimeError("audio source stalled")
+        return True
 
     def stop(self) -> None:
         """Stop capturing; ``run`` flushes (bounded) and returns. Signal-safe."""

@@ -11,6 +11,7 @@ which waits for room instead (back-pressure loses nothing).
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -43,6 +44,7 @@ class Ring:
         self._cond = threading.Condition()
         self._closed = False
         self.overruns = 0  # blocks dropped
+        self.last_block = time.monotonic()  # when the source last delivered (stall check)
         self.dropped_samples = 0
 
     @property
@@ -51,6 +53,7 @@ class Ring:
 
     def offer(self, block: Block) -> bool:
         """Add without waiting; a full ring drops ``block`` (an overrun)."""
+        self.last_block = time.monotonic()
         with self._cond:
             if self._held + block.n > self.capacity or self._closed:
                 self.overruns += 1
@@ -63,6 +66,7 @@ class Ring:
 
     def put(self, block: Block, timeout: float | None = None) -> bool:
         """Add, waiting for room (back-pressure); False if closed or timed out."""
+        self.last_block = time.monotonic()
         with self._cond:
             ok = self._cond.wait_for(
                 lambda: self._closed or self._held + block.n <= max(self.capacity, block.n),

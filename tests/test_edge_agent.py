@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,22 @@ def _check_stream(msgs: list[AudioFeatures], audio: np.ndarray, rate: int = 16_0
     )
 
 
+def _spool_query(path: Path, sql: str) -> int:
+    """One integer from the agent's spool (0 while it does not exist yet)."""
+    if not path.exists():
+        return 0
+    with closing(sqlite3.connect(path, timeout=10)) as db:
+        try:
+            row = db.execute(sql).fetchone()
+        except sqlite3.OperationalError as exc:  # created but no tables yet
+            if "no such table" not in str(exc):
+                raise
+            return 0
+    return int(row[0]) if row else 0
+
+
 def _spool_depth(path: Path) -> int:
-    with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+    return _spool_query(path, "SELECT COUNT(*) FROM messages")
 
 
 def test_file_streams_every_frame_once_in_order(mosquitto: Mosquitto, tmp_path: Path) -> None:
@@ -120,7 +134,7 @@ def test_sigkill_with_a_full_spool_then_restart_loses_nothing(tmp_path: Path) ->
     first = start_edge(edge_cmd(broker, "nursery-3", spool, "--file", str(wav)), tmp_path / "1.log")
     try:
         for _ in range(200):
-            if spool.exists() and _spool_depth(spool) >= 4:
+            if _spool_depth(spool) >= 4:
                 break
             subprocess.run(["sleep", "0.05"], check=True)
         first.send_signal(signal.SIGKILL)
@@ -215,9 +229,7 @@ def test_bad_config_exits_nonzero_with_a_readable_message(
     assert expected in out.stderr and "Traceback" not in out.stderr
 
 
-def test_wire_bytes_per_second_of_audio_within_budget(
-    mosquitto: Mosquitto, tmp_path: Path
-) -> None:
+def test_wire_bytes_per_second_of_audio_within_budget(mosquitto: Mosquitto, tmp_path: Path) -> None:
     """Everything the agent sends (MQTT framing included) per second of audio: <= 4 KB."""
     from nurserycry.edge.measure import CountingRelay
 
@@ -234,3 +246,36 @@ def test_wire_bytes_per_second_of_audio_within_budget(
         relay.close()
     print(f"wire bytes per second of audio: {per_second:.0f}")
     assert 2000 < per_second <= 4000, per_second
+
+
+def test_full_spool_drops_the_oldest_and_reports_it(tmp_path: Path) -> None:
+    broker = durable_broker(tmp_path / "mq")
+    broker.start()
+    sub = Collector(broker, "nursery-8", persistent=True)  # a session the broker keeps
+    broker.stop()
+    audio = tone_noise(6.0, seed=17)
+    wav = write_wav(tmp_path / "a.wav", audio)
+    spool = tmp_path / "s.spool"
+    cmd = edge_cmd(broker, "nursery-8", spool, "--file", str(wav), "--fast")
+    proc = start_edge([*cmd, "--spool-max-mb", "0.01"], tmp_path / "edge.log")  # ~7 messages
+    try:
+        total = -(-compute_features(audio).n_frames // 25)
+        for _ in range(400):  # until the whole file went through the (small) spool
+            if _spool_query(spool, "SELECT value FROM meta WHERE key = 'next_seq'") == total:
+                break
+            subprocess.run(["sleep", "0.05"], check=True)
+        kept = _spool_depth(spool)
+        assert 0 < kept < total
+        broker.start()
+        assert wait_exit(proc, 60) == 0, (tmp_path / "edge.log").read_text()
+        assert sub.wait(lambda s: len(s.seqs()) >= kept and bool(s.status), 20)
+        msgs = unique_in_order(sub.features)
+        assert [m.seq for m in msgs] == list(range(total - kept, total))  # the newest survive
+        assert sub.status[-1].spool_dropped == total - kept
+        assert "dropped the" in (tmp_path / "edge.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        sub.stop()
+        broker.stop()
