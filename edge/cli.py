@@ -117,7 +117,10 @@ def make_source(settings: EdgeSettings) -> Source:
 
 
 def main(argv: Sequence[str]) -> int:
-    args = parser().parse_args(list(argv))
+    try:
+        args = parser().parse_args(list(argv))
+    except SystemExit as exc:  # --help, or a flag argparse refused (it printed why)
+        return int(exc.code or 0)
     if args.list_devices:
         try:
             lines = list_devices()

@@ -180,3 +180,24 @@ def test_compose_env_example_is_valid_edge_settings(monkeypatch: pytest.MonkeyPa
     settings = EdgeSettings.load()
     assert settings.nursery == "nursery-1" and settings.mqtt.username == "nursery-1"
     assert settings.source_kind == "microphone"
+
+
+def test_flags_env_and_file_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nurserycry.edge.cli import FLAGS, env_name, load_settings, parser
+
+    config = tmp_path / "edge.yaml"
+    config.write_text("nursery: from-file\nmqtt: {broker: 'mqtt://file:1883', username: f}\n")
+    monkeypatch.setenv("NURSERYCRY_EDGE_MQTT__USERNAME", "from-env")
+    monkeypatch.setenv("NURSERYCRY_EDGE_GAIN_DB", "6")
+    args = parser().parse_args(["--config", str(config), "--broker", "mqtt://flag:1884", "--stdin"])
+    s = load_settings(args)
+    assert s.nursery == "from-file" and s.mqtt.host == "flag" and s.mqtt.port == 1884
+    assert s.mqtt.username == "from-env" and s.gain_db == 6.0
+    assert s.stdin and s.rate == 16_000 and s.source_kind == "stdin"
+    # every flag names its environment variable, and that variable is a real setting
+    for path, _text, _extra in FLAGS.values():
+        head, _, tail = path.partition(".")
+        assert head in EdgeSettings.model_fields
+        if tail:
+            assert tail in EdgeSettings.model_fields["mqtt"].annotation.model_fields  # type: ignore[union-attr]
+        assert env_name(path).startswith("NURSERYCRY_EDGE_")
