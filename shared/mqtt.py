@@ -49,6 +49,7 @@ class MqttLink:
         self._subs: dict[str, tuple[int, Handler]] = {}
         self._birth = list(birth or [])
         self._connected = threading.Event()
+        self._stopping = False
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._on_published: PublishedCallback | None = None
         v5 = settings.protocol == "5"
@@ -105,6 +106,7 @@ class MqttLink:
                     info.wait_for_publish(timeout)
                 except (RuntimeError, ValueError):
                     log.warning("could not publish %s before disconnecting", topic)
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
@@ -183,7 +185,7 @@ class MqttLink:
         rc: ReasonCode,
         _p: Properties | None,
     ) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stopping:
             log.warning("disconnected from %s: %s; reconnecting", self.settings.broker, rc)
         self._connected.clear()
 
