@@ -4,7 +4,11 @@ Runs the shared :class:`StreamingFrontend` (resampling included) and cuts its
 frames into messages of ``frames_per_message`` frames. Numbering continues
 the spooled :class:`StreamState`: ``seq`` +1 per message, ``frame_index``
 counts frames. Capture times are exact: ``t0`` of a frame is the source's
-``start_time`` plus its sample position over the rate.
+``start_time`` plus its sample position over the rate. For a live source whose
+blocks carry wall-clock capture times, a sound card clock that drifts from the
+system clock (tens of ppm: seconds per day) is followed by slewing an offset
+at most 0.1 % of elapsed audio time once the error exceeds 20 ms, so ``t0``
+stays monotonic and within a few tens of ms of the wall clock on a long run.
 
 A jump in sample position (an overrun dropped blocks) or a restart of the
 agent is a *discontinuity*: the pending frames go out, the frontend starts
@@ -34,6 +38,8 @@ from .sources import pcm_to_float
 from .spool import StreamState
 
 Item = tuple[int, str, bytes]  # (seq, topic, payload)
+CLOCK_DEADBAND_S = 0.02  # callback jitter is ignored below this
+MAX_SLEW = 0.001  # seconds of correction per second of audio
 
 
 @dataclass
@@ -82,6 +88,7 @@ class FeatureBuilder:
         self.frames = 0  # produced in this run
         self.level_dbfs: float | None = None
         self.gaps = 0
+        self.clock_offset = 0.0  # slewed correction of a drifting card clock, s
         # sees every block's samples (after gain) and the capture time of its end
         self.tap: Callable[[npt.NDArray[np.float32], float], None] | None = None
         self._expected_pos: int | None = None
@@ -117,6 +124,8 @@ class FeatureBuilder:
             self.gaps += 1
             self._seg = self._new_segment(block.pos)
         self._expected_pos = block.pos + block.n
+        if block.t is not None:
+            self._follow_clock(block)
         if isinstance(block.samples, bytes):
             samples = pcm_to_float(block.samples, self.channels)
         else:
@@ -124,9 +133,17 @@ class FeatureBuilder:
         if self.gain != 1.0:
             samples = np.clip(samples * np.float32(self.gain), -1.0, 1.0).astype(np.float32)
         if self.tap is not None:
-            self.tap(samples, self.start_time + (block.pos + block.n) / self.rate)
+            end = self.start_time + (block.pos + block.n) / self.rate + self.clock_offset
+            self.tap(samples, end)
         out += self._frames(self._seg, samples, last=False)
         return out
+
+    def _follow_clock(self, block: Block) -> None:
+        assert block.t is not None
+        error = block.t - (self.start_time + block.pos / self.rate + self.clock_offset)
+        if abs(error) > CLOCK_DEADBAND_S:
+            step = min(abs(error), MAX_SLEW * block.n / self.rate)
+            self.clock_offset += step if error > 0 else -step
 
     def finish(self) -> list[Item]:
         """The end of the audio: flush the resampler and send the last partial message."""
@@ -181,7 +198,7 @@ class FeatureBuilder:
             stream=self.stream,
             seq=self.next_seq,
             frame_index=seg.frame0 + seg.sent,
-            t0=seg.t0 + seg.sent * hop_s,
+            t0=seg.t0 + seg.sent * hop_s + self.clock_offset,
             frontend=self.params.hash,
             sample_rate_in=self.rate,
         )
@@ -189,5 +206,5 @@ class FeatureBuilder:
         seg.sent += mel.shape[0]
         self.next_seq += 1
         self.next_frame = seg.frame0 + seg.sent
-        self.end_time = seg.t0 + seg.sent * hop_s
+        self.end_time = seg.t0 + seg.sent * hop_s + self.clock_offset
         return item

@@ -158,17 +158,16 @@ class MicrophoneSource(Source):
         self, in_data: bytes | None, frame_count: int, time_info: dict[str, float], status: int
     ) -> tuple[None, int]:
         pyaudio = _pyaudio()
+        latency = time_info.get("current_time", 0.0) - time_info.get("input_buffer_adc_time", 0.0)
+        if not 0.0 <= latency < 2.0:
+            latency = frame_count / self.rate
+        captured = time.time() - latency  # wall time of this block's first sample
         if self.start_time is None:
-            latency = time_info.get("current_time", 0.0) - time_info.get(
-                "input_buffer_adc_time", 0.0
-            )
-            if not 0.0 <= latency < 2.0:
-                latency = frame_count / self.rate
-            self.start_time = time.time() - latency
+            self.start_time = captured
         if status & pyaudio.paInputOverflow:
             self.card_overflows += 1
         if in_data is not None and self._ring is not None:
-            self._ring.offer(Block(self._pos, in_data, frame_count))
+            self._ring.offer(Block(self._pos, in_data, frame_count, captured))
         self._pos += frame_count
         return None, pyaudio.paContinue
 

@@ -26,6 +26,7 @@ class Block:
     pos: int  # index of the first sample at the source's rate
     samples: npt.NDArray[np.float32] | bytes
     n: int  # number of (mono) samples
+    t: float | None = None  # wall-clock capture time of the first sample (live sources)
 
     @staticmethod
     def from_pcm(pos: int, data: bytes, channels: int = 1) -> Block:

@@ -201,3 +201,24 @@ def test_flags_env_and_file_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         if tail:
             assert tail in EdgeSettings.model_fields["mqtt"].annotation.model_fields  # type: ignore[union-attr]
         assert env_name(path).startswith("NURSERYCRY_EDGE_")
+
+
+@pytest.mark.parametrize("ppm", [-500.0, 300.0])
+def test_builder_follows_a_drifting_card_clock_monotonically(ppm: float) -> None:
+    """Blocks stamped by a wall clock the card's sample clock drifts from."""
+    b = _builder(StreamState("ab" * 8, 0, 0, None))
+    block, seconds = 1600, 200
+    items = []
+    rng = np.random.default_rng(4)
+    zeros = np.zeros(block, np.float32)
+    for pos in range(0, seconds * 16_000, block):
+        wall = 1.8e9 + pos / 16_000 * (1 + ppm * 1e-6) + rng.uniform(0, 0.005)  # + jitter
+        items += b.push(Block(pos, zeros, block, wall))
+    msgs = _decode(items)
+    t0 = np.array([m.t0 for m in msgs])
+    assert np.all(np.diff(t0) > 0.49)
+    last = msgs[-1]
+    true_t0 = 1.8e9 + last.frame_index * 0.02 * (1 + ppm * 1e-6)
+    # the card drifted 60-100 ms from the wall clock; t0 followed it to within 30 ms
+    assert abs(ppm * 1e-6 * seconds) > 0.05 and abs(last.t0 - true_t0) < 0.03
+    assert [m.frame_index for m in msgs] == [25 * i for i in range(len(msgs))]
