@@ -37,13 +37,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+from rich.console import Console
 
 from nurserycry.shared.config import ConfigError, MqttSettings, RoleSettings
 from nurserycry.shared.schemas.types import NurseryId
 
 from .demo_broker import BrokerStartError, EmbeddedBroker
 from .demo_edge import DemoEdge, microphone_available
-from .demo_view import Board, LiveView, summary_line
+from .demo_view import Board, LiveView, setup_logging, summary_line
 from .report import render_timeline
 from .scene import generate_scene
 from .service import Hub
@@ -157,9 +158,7 @@ def main(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"nurserycry demo: {exc}\n")
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    console = setup_logging(settings.log_level, tty=sys.stdout.isatty())
     if settings.log_level != "DEBUG":
         for noisy in ("amqtt", "transitions"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -168,7 +167,7 @@ def main(argv: Sequence[str]) -> int:
         temp = tempfile.mkdtemp(prefix="nurserycry-demo-")
     data_dir = settings.data_dir or Path(temp or ".")
     try:
-        return _run(settings, kind, data_dir)
+        return _run(settings, kind, data_dir, console)
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
@@ -187,7 +186,7 @@ def _hub_settings(settings: DemoSettings, url: str, data_dir: Path) -> HubSettin
     )
 
 
-def _run(settings: DemoSettings, kind: str, data_dir: Path) -> int:
+def _run(settings: DemoSettings, kind: str, data_dir: Path, console: Console | None) -> int:
     stop = _Stop()
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     broker = EmbeddedBroker(port=settings.port)
@@ -224,7 +223,7 @@ def _run(settings: DemoSettings, kind: str, data_dir: Path) -> int:
         title = _title(kind, settings, scene)
         edge.start()
         started = time.monotonic()
-        with LiveView(board, title, use_rich=sys.stdout.isatty()) as view:
+        with LiveView(board, title, console) as view:
             while not stop.event.is_set():
                 elapsed = time.monotonic() - started
                 view.refresh(_footer(elapsed, settings.duration, url, hub))

@@ -27,6 +27,45 @@ from amqtt.broker import Broker
 log = logging.getLogger(__name__)
 
 
+class _ClosingBroker(Broker):  # type: ignore[misc]
+    """amqtt 0.12 leaves a client's socket open after it disconnects, and its shutdown
+    waits on connected clients: track each connection so both can be closed here."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.connections[task] = writer
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        except asyncio.CancelledError:
+            # Stopping. End normally: asyncio (3.11) reports a cancelled connection task
+            # as an "unhandled exception in client_connected_cb".
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await writer.wait_closed()
+            if task is not None:
+                self.connections.pop(task, None)
+
+    async def close_connections(self, timeout: float) -> None:
+        """Close every client socket and end those sessions (cancelled if they hang)."""
+        for writer in list(self.connections.values()):
+            writer.close()
+        if self.connections:
+            await asyncio.wait(list(self.connections), timeout=timeout)
+        for task in list(self.connections):
+            task.cancel()
+        if self.connections:
+            await asyncio.wait(list(self.connections), timeout=timeout)
+
+
 class BrokerStartError(RuntimeError):
     """The embedded broker could not listen (port taken, amqtt missing ...)."""
 
@@ -111,7 +150,7 @@ class EmbeddedBroker:
                 "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
             },
         }
-        broker = Broker(config)
+        broker = _ClosingBroker(config)
         try:
             await broker.start()
         except Exception as exc:
@@ -124,4 +163,5 @@ class EmbeddedBroker:
     async def _shutdown(self) -> None:
         broker, self._broker = self._broker, None
         if broker is not None:
-            await broker.shutdown()
+            await broker.close_connections(timeout=1.0)
+            await asyncio.wait_for(broker.shutdown(), timeout=5.0)

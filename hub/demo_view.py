@@ -14,7 +14,9 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from rich.console import Console
 from rich.live import Live
+from rich.logging import RichHandler
 from rich.panel import Panel
 from rich.table import Table
 
@@ -110,6 +112,7 @@ class Board:
                 f"(alert after {event.alert_at - event.started_at:.1f} s)"
             )
             return
+        row.crying = False
         open_ = [i for i, e in enumerate(row.episodes) if e.started_at == event.started_at]
         if open_:
             row.episodes[open_[-1]] = episode
@@ -182,29 +185,44 @@ def render(board: Board, title: str, footer: str) -> Any:
     return Panel(table, title=title, subtitle=footer)
 
 
-class LiveView:
-    """Rich live table on a TTY, else log lines; ``refresh()`` from the main thread."""
+def setup_logging(level: str, tty: bool) -> Console | None:
+    """Log lines to stderr; on a TTY through rich, above the live table. Returns its console."""
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if not tty:
+        logging.basicConfig(level=level, format=fmt)
+        return None
+    console = Console()
+    handler = RichHandler(console=console, show_path=False, log_time_format="%H:%M:%S")
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler])
+    return console
 
-    def __init__(self, board: Board, title: str, use_rich: bool) -> None:
+
+class LiveView:
+    """A rich live table when given a console, else log lines only.
+
+    Changes (state, episodes) are logged in both cases; on a TTY they scroll
+    above the table. Call :meth:`refresh` from the main thread.
+    """
+
+    def __init__(self, board: Board, title: str, console: Console | None) -> None:
         self.board, self.title = board, title
-        self._live: Any = None
-        if use_rich:
-            self._live = Live(render(board, title, ""), refresh_per_second=4, transient=False)
+        self._live: Live | None = None
+        if console is not None:
+            self._live = Live(
+                render(board, title, ""), console=console, refresh_per_second=4, transient=False
+            )
 
     def __enter__(self) -> LiveView:
+        log.info("%s", self.title)
         if self._live is not None:
             self._live.__enter__()
-        else:
-            log.info("%s", self.title)
         return self
 
     def refresh(self, footer: str) -> None:
+        for line in self.board.take_changes():
+            log.info("%s", line)
         if self._live is not None:
-            self.board.take_changes()
             self._live.update(render(self.board, self.title, footer))
-        else:
-            for line in self.board.take_changes():
-                log.info("%s", line)
 
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:

@@ -160,3 +160,14 @@ def test_edge_unit_and_env_example() -> None:
     assert re.search(r"^ExecStart=\S+/nurserycry edge$", unit, re.M)
     example = _env_file(COMPOSE / "edge" / "edge.env.example")
     assert example["NURSERYCRY_EDGE_MQTT__USERNAME"] == example["NURSERYCRY_EDGE_NURSERY"]
+
+
+def test_edge_env_example_is_valid_edge_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings_mod = pytest.importorskip("nurserycry.edge.settings")
+    for key in [k for k in os.environ if k.startswith("NURSERYCRY_")]:
+        monkeypatch.delenv(key)
+    for key, value in _env_file(COMPOSE / "edge" / "edge.env.example").items():
+        monkeypatch.setenv(key, value)
+    settings = settings_mod.EdgeSettings.load()
+    assert settings.nursery == settings.mqtt.username == "nursery-1"
+    assert settings.source_kind == "microphone"

@@ -101,16 +101,30 @@ def test_ctrl_c_stops_everything_cleanly_and_still_summarises(tmp_path: Path) ->
         while not scoring.wait(0.2):
             assert proc.poll() is None, "".join(seen[-30:])
         proc.send_signal(signal.SIGINT)
-        stdout, _ = proc.communicate(timeout=30)
+        assert proc.stdout is not None
+        stdout = proc.stdout.read()  # until the demo closes it at exit
+        proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
-    reader.join(5)
+            proc.wait()
+        reader.join(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
     assert proc.returncode == 130, "".join(seen[-30:])
     assert re.search(r"^nursery demo: (no episodes|\d+ episodes?)", stdout, re.M), stdout
     assert "stopped by SIGINT" in "".join(seen)
     assert "Traceback" not in "".join(seen)
+
+
+@pytest.mark.timeout(60)
+def test_duration_bounds_a_real_time_run(tmp_path: Path) -> None:
+    out = _demo(["--source", "scene", "--duration", "3", "--no-timeline"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "--duration 3 s reached" in out.stderr
+    assert re.search(r"^nursery demo: no episodes \(\d+ windows scored\)$", out.stdout, re.M)
+    assert not list(tmp_path.iterdir())  # --no-timeline: nothing written
 
 
 def test_bad_options_exit_2_with_a_message(tmp_path: Path) -> None:
@@ -230,6 +244,7 @@ def test_board_and_summary_line() -> None:
     assert row.crying and row.state == "crying" and len(row.episodes) == 1
     assert summary_line(row).endswith("00:00:12-open (0.0 s, peak 0.90)")
     board.update(SimpleNamespace(windows=[], events=[_event("ended", t0 + 12, t0 + 19, 0.97)]))
+    assert not board.rows()[0].crying
     assert summary_line(board.rows()[0]) == (
         "nursery demo: 1 episode: 00:00:12-00:00:19 (7.0 s, peak 0.97)"
     )
