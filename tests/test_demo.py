@@ -118,6 +118,54 @@ def test_ctrl_c_stops_everything_cleanly_and_still_summarises(tmp_path: Path) ->
     assert "Traceback" not in "".join(seen)
 
 
+@pytest.mark.timeout(90)
+def test_a_file_is_played_when_given(tmp_path: Path) -> None:
+    soundfile = pytest.importorskip("soundfile")
+    scene = generate_scene(seed=2)
+    wav = tmp_path / "night.wav"
+    soundfile.write(str(wav), scene.samples, scene.rate, subtype="PCM_16")
+    out = _demo(["--file", str(wav), "--fast", "--no-timeline"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"audio: file {wav} (fast)" in out.stderr
+    match = SUMMARY.search(out.stdout)
+    assert match and int(match.group(1)) == 1, out.stdout + out.stderr[-3000:]
+
+
+ASOUNDRC = """
+pcm.!default {{
+    type asym
+    playback.pcm "null"
+    capture.pcm {{ type file; file "/dev/null"; infile "{infile}"; format "raw"; slave.pcm "null" }}
+}}
+"""
+
+
+@pytest.mark.timeout(60)
+def test_the_microphone_is_used_when_one_exists(tmp_path: Path) -> None:
+    """An ALSA file-plugin "microphone" as the default input device (no sound card here)."""
+    pytest.importorskip("pyaudio")
+    raw = tmp_path / "mic.raw"
+    raw.write_bytes((generate_scene(seed=1).samples * 32767).astype("<i2").tobytes())
+    (tmp_path / ".asoundrc").write_text(ASOUNDRC.format(infile=raw))
+    env = {**_env(), "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "nurserycry", "demo", "--duration", "3", "--no-timeline"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "audio: microphone" in out.stderr
+    # this clock-less card delivers faster than real time: overruns, but windows scored
+    match = re.search(
+        r"^nursery demo: .*\((\d+) windows scored\)|^nursery demo: \d+ episode", out.stdout, re.M
+    )
+    assert match, out.stdout + out.stderr[-2000:]
+
+
 @pytest.mark.timeout(60)
 def test_duration_bounds_a_real_time_run(tmp_path: Path) -> None:
     out = _demo(["--source", "scene", "--duration", "3", "--no-timeline"], tmp_path)
