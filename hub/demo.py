@@ -154,7 +154,8 @@ def main(argv: Sequence[str]) -> int:
         settings = DemoSettings.load(args.config, **flags)
         if settings.file is not None and not settings.file.is_file():
             raise ConfigError(f"audio file not found: {settings.file}")
-        kind = choose_source(settings, settings.source == "auto" and microphone_available())
+        probe = settings.source == "auto" and settings.file is None
+        kind = choose_source(settings, probe and microphone_available())
     except ConfigError as exc:
         sys.stderr.write(f"nurserycry demo: {exc}\n")
         return 2
@@ -204,22 +205,27 @@ def _run(settings: DemoSettings, kind: str, data_dir: Path, console: Console | N
         except (OSError, ValueError, RuntimeError, ImportError) as exc:  # model, dir, runtime
             sys.stderr.write(f"nurserycry demo: cannot start the hub: {exc}\n")
             return 1
-        board.window_s = hub.engine.model.metadata.window_frames / 50.0
+        meta = hub.engine.model.metadata
+        board.window_s = meta.window_frames / meta.frontend_params.frames_per_second
         hub.add_listener(board.update)
         hub.start()
         if not hub.wait_connected(10):
             sys.stderr.write("nurserycry demo: the hub could not reach the embedded broker\n")
             return 1
         scene = generate_scene(seed=settings.seed) if kind == "scene" else None
-        edge = DemoEdge(
-            settings.nursery,
-            url,
-            data_dir,
-            kind=kind,
-            file=settings.file,
-            scene=scene,
-            fast=settings.fast,
-        )
+        try:
+            edge = DemoEdge(
+                settings.nursery,
+                url,
+                data_dir,
+                kind=kind,
+                file=settings.file,
+                scene=scene,
+                fast=settings.fast,
+            )
+        except (OSError, ValueError, RuntimeError) as exc:  # no microphone, unreadable file
+            sys.stderr.write(f"nurserycry demo: cannot start the edge agent: {exc}\n")
+            return 1
         title = _title(kind, settings, scene)
         edge.start()
         started = time.monotonic()

@@ -182,6 +182,14 @@ def test_bad_options_exit_2_with_a_message(tmp_path: Path) -> None:
     out = _demo(["--file", str(tmp_path / "missing.wav")], tmp_path)
     assert out.returncode == 2
     assert "not found" in out.stderr
+    out = _demo(["--source", "file"], tmp_path)
+    assert out.returncode == 2
+    assert "--source file needs --file PATH" in out.stderr
+    (tmp_path / "not-audio.wav").write_text("not audio")
+    out = _demo(["--file", str(tmp_path / "not-audio.wav")], tmp_path)
+    assert out.returncode == 1
+    assert "cannot start the edge agent: cannot read audio file" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 # -- parts ---------------------------------------------------------------------------
