@@ -92,6 +92,13 @@ FLAGS: dict[str, tuple[str, str]] = {
     "--seed": ("seed", "seed of the generated scene"),
     "--log-level": ("log_level", "DEBUG, INFO (default), WARNING, ERROR"),
 }
+METAVARS = {
+    "file": "PATH",
+    "duration": "SECONDS",
+    "data_dir": "DIR",
+    "timeline": "PNG",
+    "model": "DIR",
+}
 SWITCHES: dict[str, tuple[str, str]] = {
     "--fast": ("fast", "play a file or the scene as fast as possible"),
     "--no-timeline": ("no_timeline", "do not write the timeline PNG"),
@@ -107,10 +114,13 @@ def parser() -> argparse.ArgumentParser:
         epilog="Every option also has an environment form NURSERYCRY_DEMO_<NAME>, e.g. "
         "NURSERYCRY_DEMO_DURATION=30.",
     )
-    p.add_argument("--config", type=Path, help="YAML/TOML file with these settings")
+    p.add_argument("--config", type=Path, metavar="PATH", help="YAML/TOML file with these settings")
     for flag, (name, text) in FLAGS.items():
         p.add_argument(
-            flag, dest=name, metavar=name.upper(), help=f"{text} [NURSERYCRY_DEMO_{name.upper()}]"
+            flag,
+            dest=name,
+            metavar=METAVARS.get(name, name.upper()),
+            help=f"{text} [NURSERYCRY_DEMO_{name.upper()}]",
         )
     for flag, (name, text) in SWITCHES.items():
         p.add_argument(
@@ -148,7 +158,10 @@ class _Stop:
 
 
 def main(argv: Sequence[str]) -> int:
-    args = parser().parse_args(list(argv))
+    try:
+        args = parser().parse_args(list(argv))
+    except SystemExit as exc:  # --help, or a malformed option (argparse printed why)
+        return exc.code if isinstance(exc.code, int) else 2
     flags = {k: v for k, v in vars(args).items() if k != "config"}
     try:
         settings = DemoSettings.load(args.config, **flags)

@@ -3,8 +3,8 @@
 :class:`Board` is fed by the hub's listener (``Hub.add_listener``), which runs
 on the hub's processing thread; it only copies numbers under a lock. The
 terminal view reads :meth:`Board.rows` from the main thread: with a TTY a
-``rich`` live table redrawn a few times a second, otherwise (or without
-``rich``) one log line per state change and per episode.
+``rich`` live table redrawn a few times a second (log lines scroll above it),
+otherwise only log lines: one per state change and per episode.
 """
 
 from __future__ import annotations
