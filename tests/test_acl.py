@@ -1,10 +1,11 @@
 """compose/mosquitto/acl with a real mosquitto: who may publish and read what.
 
-The broker runs the deployment's own ACL file and authentication settings
-(``compose/mosquitto/mosquitto.conf``) with a password file made by
-``compose/add-nursery.sh`` (its local mode) and ``mosquitto_passwd``. mosquitto
-started as root drops privileges to the ``mosquitto`` user, so the files live in
-a world-traversable temporary directory and are owned by that user.
+The broker runs the deployment's own ``compose/mosquitto/mosquitto.conf`` (its
+file paths rewritten, the listener on a free loopback port) and ACL file, with
+a password file made by ``compose/add-nursery.sh`` (its local mode) and
+``mosquitto_passwd``. mosquitto started as root drops privileges to the
+``mosquitto`` user, so the files live in a world-traversable temporary
+directory and are owned by that user (when the tests run as root).
 
 Denied publishes are dropped silently by mosquitto (the PUBACK still comes), so
 every check ends with an allowed message on the same connection: once the
@@ -56,18 +57,19 @@ def _add_user(passwd: Path, name: str, password: str) -> subprocess.CompletedPro
 
 
 def _broker_conf(passwd: Path, acl: Path) -> str:
-    """The deployment's auth lines, with this test's file paths."""
+    """The deployment's mosquitto.conf with this test's paths (the fixture adds the listener)."""
+    paths = {
+        "password_file": f"password_file {passwd}",
+        "acl_file": f"acl_file {acl}",
+        "persistence_location": f"persistence_location {passwd.parent}/",
+    }
     lines = []
     for line in (COMPOSE / "mosquitto" / "mosquitto.conf").read_text().splitlines():
         key = line.split(" ", 1)[0]
-        if key in {"allow_anonymous", "per_listener_settings"}:
-            lines.append(line)
-        elif key == "password_file":
-            lines.append(f"password_file {passwd}")
-        elif key == "acl_file":
-            lines.append(f"acl_file {acl}")
+        if line.strip() and not line.startswith("#") and key != "listener":
+            lines.append(paths.get(key, line))
     assert "allow_anonymous false" in lines
-    assert len(lines) == 4, lines
+    assert f"password_file {passwd}" in lines and f"acl_file {acl}" in lines
     return "\n".join(lines) + "\n"
 
 
