@@ -22,6 +22,7 @@ from .buffer import PointBuffer
 from .counters import Counters, RateLimitedWarnings
 from .engine import EpisodeRecord, WindowRecord
 from .influx_schema import EPISODE_MEASUREMENT, WINDOW_MEASUREMENT
+from .settings import HubSettings
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +194,26 @@ class InfluxSink:
             backoff = self.min_backoff_s
             if self._stopping.is_set() and time.monotonic() > self._deadline:
                 return
+
+
+def sink_from_settings(
+    settings: HubSettings, counters: Counters, writer: LineWriter | None = None
+) -> InfluxSink | None:
+    """The configured sink (``writer`` replaces the real client, e.g. in tests), or None."""
+    if writer is None:
+        if settings.influx_url is None:
+            return None
+        token = settings.influx_token.get_secret_value() if settings.influx_token else None
+        writer = InfluxClientWriter(
+            settings.influx_url,
+            settings.influx_org,
+            settings.influx_bucket,
+            token,
+            settings.influx_timeout_s,
+        )
+    buffer = PointBuffer(
+        settings.influx_spool, settings.influx_memory_points, settings.influx_spool_points
+    )
+    return InfluxSink(
+        writer, buffer, counters, batch=settings.influx_batch, flush_s=settings.influx_flush_s
+    )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from .counters import Counters
+from .engine import HubModel
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +110,21 @@ class ModelWatcher(Generic[M]):
         log.info("model reloaded from %s (%s)", self.directory, why)
         self._on_loaded(model)
         return True
+
+
+def load_watched(
+    directory: Path | None,
+    loader: Callable[[Path], HubModel] | None,
+    on_loaded: Callable[[HubModel], None],
+    counters: Counters,
+    poll_s: float,
+) -> tuple[HubModel, ModelWatcher[HubModel]]:
+    """Load ``directory`` (default: the shipped model) with ``loader`` (default:
+    ``CryModel.load``) and a watcher (not started yet) that reloads it."""
+    from .inference import CryModel, default_model_dir  # noqa: PLC0415 (TFLite on demand)
+
+    directory = directory or default_model_dir()
+    load: Callable[[Path], HubModel] = loader or CryModel.load
+    model = load(directory)
+    watcher = ModelWatcher[HubModel](directory, load, on_loaded, counters, poll_s=poll_s)
+    return model, watcher

@@ -28,16 +28,16 @@ from typing import Final
 
 from nurserycry import __version__
 from nurserycry.shared.mqtt import MqttLink
-from nurserycry.shared.schemas import EdgeStatus, HubStatus, MessageError, NurseryState
+from nurserycry.shared.schemas import EdgeStatus, HubStatus, NurseryState
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 
-from .buffer import PointBuffer
 from .counters import Counters
+from .edges import Edges
 from .engine import Engine, HubModel, Outputs
 from .history import History
-from .influx import InfluxClientWriter, InfluxSink, LineWriter
+from .influx import LineWriter, sink_from_settings
 from .ingest import Accepted, Ingest
-from .model_reload import ModelWatcher
+from .model_reload import ModelWatcher, load_watched
 from .publish import Publisher
 from .settings import HubSettings
 
@@ -76,17 +76,8 @@ class Hub:
         self.counters = Counters()
         self._watcher: ModelWatcher[HubModel] | None = None
         if model is None:
-            from .inference import CryModel, default_model_dir  # noqa: PLC0415 (TFLite)
-
-            directory = settings.model or default_model_dir()
-            load: Callable[[Path], HubModel] = loader or CryModel.load
-            model = load(directory)
-            self._watcher = ModelWatcher[HubModel](
-                directory,
-                load,
-                self._model_loaded,
-                self.counters,
-                poll_s=settings.model_poll_s,
+            model, self._watcher = load_watched(
+                settings.model, loader, self._model_loaded, self.counters, settings.model_poll_s
             )
         meta = model.metadata
         self.engine = Engine(model, settings.detector_for, self.counters, settings.state_interval_s)
@@ -107,36 +98,14 @@ class Hub:
             persistent_session=True,
         )
         self.publisher = Publisher(self.link, self.topics, settings.detections)
-        self.influx: InfluxSink | None = None
-        if settings.influx_url is not None or influx_writer is not None:
-            if influx_writer is None:
-                assert settings.influx_url is not None
-                token = settings.influx_token.get_secret_value() if settings.influx_token else None
-                influx_writer = InfluxClientWriter(
-                    settings.influx_url,
-                    settings.influx_org,
-                    settings.influx_bucket,
-                    token,
-                    settings.influx_timeout_s,
-                )
-            buffer = PointBuffer(
-                settings.influx_spool, settings.influx_memory_points, settings.influx_spool_points
-            )
-            self.influx = InfluxSink(
-                influx_writer,
-                buffer,
-                self.counters,
-                batch=settings.influx_batch,
-                flush_s=settings.influx_flush_s,
-            )
+        self.influx = sink_from_settings(settings, self.counters, influx_writer)
         self.history = History(settings.history_db) if settings.keep_history else None
         self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(settings.queue_size)
         self._listeners: list[Callable[[Outputs], None]] = []
         self._new_model: HubModel | None = None
         self._lock = threading.Lock()
         self._states: dict[str, NurseryState] = {}
-        self._edges: dict[str, bool] = {}
-        self._edge_status: dict[str, EdgeStatus] = {}
+        self.edges = Edges(self.ingest)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hub-processing", daemon=True)
         self._started = self._stopped = False
@@ -208,8 +177,8 @@ class Hub:
             return HubSnapshot(
                 self.engine.version,
                 dict(self._states),
-                dict(self._edges),
-                dict(self._edge_status),
+                self.edges.online(),
+                self.edges.status(),
                 self.counters.snapshot(),
             )
 
@@ -279,10 +248,9 @@ class Hub:
             if parsed is not None and parsed[1] == "features":
                 accepted += self.ingest.feed(topic, payload)
             elif parsed is not None and parsed[1] == "availability":
-                with self._lock:
-                    self._edges[parsed[0]] = payload.strip() == ONLINE.encode()
+                self.edges.availability(parsed[0], payload)
             elif parsed is not None and parsed[1] == "status":
-                self._edge_heartbeat(parsed[0], topic, payload)
+                self.edges.heartbeat(parsed[0], topic, payload)
             elif topic == topics.ha_status:
                 if payload.strip() == ONLINE.encode():
                     log.info("Home Assistant is online: republishing discovery")
@@ -325,18 +293,6 @@ class Hub:
                 listener(out)
             except Exception:
                 log.exception("hub listener failed")
-
-    def _edge_heartbeat(self, nursery: str, topic: str, payload: bytes) -> None:
-        try:
-            status = EdgeStatus.decode(payload)
-        except MessageError as exc:
-            self.ingest.reject("rejected_malformed", nursery, topic, exc.reason)
-            return
-        if status.device != nursery:
-            self.ingest.reject("rejected_topic", nursery, topic, "device is not the topic's")
-            return
-        with self._lock:
-            self._edge_status[nursery] = status
 
     def _republish_states(self) -> None:
         with self._lock:
