@@ -183,9 +183,10 @@ class Engine:
         scores = np.nan_to_num(np.asarray(self._model.predict(batch), np.float64), nan=0.0)
         scores = np.clip(scores, 0.0, 1.0)
         self.counters.add("windows", n)
-        for (name, window), p in zip(pending, scores.tolist(), strict=True):
+        for (name, window), score in zip(pending, scores.tolist(), strict=True):
             entry = self._nurseries[name]
-            result = entry.detector.score(window, p)
+            result = entry.detector.score(window, score)
+            p = result.cry_probability  # the detector may overrule the model (silence)
             if result.changes:
                 self._changes(name, entry, result.changes, out)
             crying = entry.detector.tracker.current is not None

@@ -25,6 +25,13 @@ class DetectorConfig(BaseModel):
     window_frames: int = Field(50, ge=8, le=500, description="frames per model window (50 = 1 s)")
     hop_frames: int = Field(25, ge=1, le=500, description="frames between window starts")
     quiet_dbfs: float = Field(-60.0, ge=-120, le=0, description="below this a non-cry is 'quiet'")
+    silence_dbfs: float = Field(
+        -75.0,
+        ge=-120,
+        le=-20,
+        description="windows quieter than this are not scored: a cry is never this faint, and "
+        "the model (which removes each window's mean) must not judge digital silence",
+    )
     episodes: EpisodeConfig = EpisodeConfig()
 
 
@@ -118,6 +125,8 @@ class NurseryDetector:
         return "quiet" if level_dbfs < self.config.quiet_dbfs else "other"
 
     def score(self, window: Window, p: float) -> WindowResult:
+        if window.level_dbfs < self.config.silence_dbfs:
+            p = 0.0
         changes = self.tracker.update(window.t_start, window.t_end, p)
         return WindowResult(window, p, self.label(p, window.level_dbfs), changes)
 

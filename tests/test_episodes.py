@@ -99,3 +99,15 @@ def test_detector_labels() -> None:
     assert det.label(0.95, -30) == "crying"
     assert det.label(0.1, -30) == "other"
     assert det.label(0.1, -75) == "quiet"
+
+
+def test_silent_windows_are_never_crying() -> None:
+    det = NurseryDetector(DetectorConfig(silence_dbfs=-75))
+    mel, level = frames(50, value=-100)  # code -100 -> -100 dBFS: digital silence
+    windows, _ = det.push(mel, level, 1e9, 0)
+    result = det.score(windows[0], 0.99)
+    assert result.cry_probability == 0.0
+    assert result.label == "quiet"
+    loud_mel, loud_level = frames(50, value=40)  # -30 dBFS
+    windows, _ = det.push(loud_mel, loud_level, 1e9 + 1, 50)
+    assert det.score(windows[0], 0.99).cry_probability == 0.99
