@@ -171,3 +171,21 @@ def test_edge_env_example_is_valid_edge_configuration(monkeypatch: pytest.Monkey
     settings = settings_mod.EdgeSettings.load()
     assert settings.nursery == settings.mqtt.username == "nursery-1"
     assert settings.source_kind == "microphone"
+
+
+def test_readme_home_assistant_example_matches_the_hubs_discovery() -> None:
+    discovery = pytest.importorskip("nurserycry.hub.discovery")
+    from nurserycry.shared.topics import Topics
+
+    readme = (COMPOSE / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    automation = next(yaml.safe_load(b) for b in blocks if "triggers:" in b)
+    (trigger,) = automation["triggers"]
+    entity = discovery.config(Topics(), "nursery-1", "crying")["default_entity_id"]
+    assert trigger["entity_id"] == entity
+    assert trigger["to"] == "on" and trigger["for"]["seconds"] > 0  # not the first whimper
+    assert automation["actions"][0]["action"].startswith("notify.")
+    for key, (component, _name, _extra) in discovery.ENTITIES.items():
+        listed = discovery.config(Topics(), "nursery-1", key)["default_entity_id"]
+        assert listed.startswith(component + ".")
+        assert f"`{listed}`" in readme, listed
