@@ -189,3 +189,26 @@ def test_readme_home_assistant_example_matches_the_hubs_discovery() -> None:
         listed = discovery.config(Topics(), "nursery-1", key)["default_entity_id"]
         assert listed.startswith(component + ".")
         assert f"`{listed}`" in readme, listed
+
+
+def test_mosquitto_start_script_writes_service_users_and_keeps_nurseries(tmp_path: Path) -> None:
+    if shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto_passwd is not installed (apt-get install mosquitto)")
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "nursery-1", "n1"], check=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "MOSQUITTO_DATA_DIR": str(tmp_path),
+        "MOSQUITTO_CONF": "/nonexistent.conf",
+        "MOSQUITTO_BIN": "true",  # stands in for mosquitto: exits 0
+    }
+    script = str(COMPOSE / "mosquitto" / "start.sh")
+    missing = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=30)
+    assert missing.returncode != 0 and "MQTT_HUB_PASSWORD is not set" in missing.stderr
+    env |= {"MQTT_HUB_PASSWORD": "hub-pw", "MQTT_HA_PASSWORD": "ha-pw"}
+    for _ in range(2):  # every container start rewrites them; idempotent
+        out = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+    users = [line.split(":")[0] for line in passwd.read_text().splitlines()]
+    assert sorted(users) == ["homeassistant", "hub", "nursery-1"]
+    assert passwd.stat().st_mode & 0o077 == 0
