@@ -212,3 +212,22 @@ def test_mosquitto_start_script_writes_service_users_and_keeps_nurseries(tmp_pat
     users = [line.split(":")[0] for line in passwd.read_text().splitlines()]
     assert sorted(users) == ["homeassistant", "hub", "nursery-1"]
     assert passwd.stat().st_mode & 0o077 == 0
+
+
+def test_edge_unit_passes_systemd_analyze(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = (COMPOSE / "edge" / "nurserycry-edge.service").read_text()
+    # the venv does not exist here: point ExecStart at a binary that does
+    unit = re.sub(r"^ExecStart=.*$", "ExecStart=/bin/true edge", unit, flags=re.M)
+    path = tmp_path / "nurserycry-edge.service"
+    path.write_text(unit)
+    out = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "nurserycry-edge.service" not in out.stderr, out.stderr
