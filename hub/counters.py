@@ -35,6 +35,7 @@ COUNTER_NAMES: Final = (
     "influx_buffered",
     "influx_spooled",
     "influx_dropped",
+    "influx_rejected",
     "history_written",
     "model_reloads",
     "model_reload_failures",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from .buffer import PointBuffer
 from .counters import Counters, RateLimitedWarnings
@@ -26,6 +26,10 @@ from .settings import HubSettings
 
 log = logging.getLogger(__name__)
 
+# HTTP statuses that mean "this data is invalid" (not "try later"): field type
+# conflicts, unparsable lines. Auth (401/403) and missing bucket (404) are retried:
+# they are fixed by configuration, and the points should survive until then.
+REJECTED_STATUS: Final = frozenset({400, 422})
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 
 
@@ -147,6 +151,19 @@ class InfluxSink:
         self._update_counters()
 
     # -- writer thread ---------------------------------------------------
+    def _reject(self, lines: list[str], exc: Exception) -> None:
+        """The database refused the data itself (400/422): retrying cannot help, and
+        would block every later point; drop this batch, count it, say so."""
+        self.buffer.ack(len(lines))
+        self.counters.add("influx_rejected", len(lines))
+        self._update_counters()
+        log.error(
+            "InfluxDB rejected %d points (%s), dropped them; first: %s",
+            len(lines),
+            str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,
+            lines[0][:200],
+        )
+
     def _update_counters(self) -> None:
         self.counters.set("influx_buffered", len(self.buffer))
         self.counters.set("influx_spooled", self.buffer.spilled)
@@ -167,6 +184,9 @@ class InfluxSink:
             try:
                 self.writer.write(lines)
             except Exception as exc:
+                if getattr(exc, "status", None) in REJECTED_STATUS:
+                    self._reject(lines, exc)
+                    continue
                 self.counters.add("influx_retries")
                 self._update_counters()
                 self._warn.warn(

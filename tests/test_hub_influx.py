@@ -126,6 +126,29 @@ def test_sink_retries_and_loses_nothing(tmp_path: Path) -> None:
     assert writer.closed
 
 
+class BadRequestError(Exception):
+    status = 400
+
+
+def test_points_the_database_rejects_are_dropped_and_counted(tmp_path: Path) -> None:
+    class Refusing(FlakyWriter):
+        def write(self, lines: list[str]) -> None:
+            if any("nursery=bad" in x for x in lines):
+                raise BadRequestError("field type conflict")
+            super().write(lines)
+
+    writer = Refusing()
+    counters = Counters()
+    sink = InfluxSink(writer, PointBuffer(tmp_path / "s.sqlite"), counters, batch=10, flush_s=0.05)
+    sink.start()
+    sink.add_windows([window(i, "bad") for i in range(10)])
+    sink.add_windows([window(i) for i in range(10, 30)])
+    wait_for(lambda: len(writer.written) == 20, what="later points written")
+    sink.stop()
+    assert counters.get("influx_rejected") == 10
+    assert counters.get("influx_retries") == 0
+
+
 def test_stop_with_database_down_keeps_points_for_next_start(tmp_path: Path) -> None:
     writer = FlakyWriter()
     writer.down.set()
