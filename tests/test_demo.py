@@ -114,8 +114,12 @@ def test_ctrl_c_stops_everything_cleanly_and_still_summarises(tmp_path: Path) ->
                 stream.close()
     assert proc.returncode == 130, "".join(seen[-30:])
     assert re.search(r"^nursery demo: (no episodes|\d+ episodes?)", stdout, re.M), stdout
-    assert "stopped by SIGINT" in "".join(seen)
-    assert "Traceback" not in "".join(seen)
+    log = "".join(seen)
+    assert "stopped by SIGINT" in log
+    assert "Traceback" not in log
+    history = re.search(r"local history in (\S+)/history\.sqlite", log)
+    assert history, log
+    assert not Path(history.group(1)).exists()  # the temporary data directory is gone
 
 
 @pytest.mark.timeout(90)
