@@ -37,6 +37,7 @@ COUNTER_NAMES: Final = (
     "influx_dropped",
     "influx_rejected",
     "history_written",
+    "history_failed",
     "model_reloads",
     "model_reload_failures",
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import EdgeStatus, HubStatus, NurseryState
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 
-from .counters import Counters
+from .counters import Counters, RateLimitedWarnings
 from .edges import Edges
 from .engine import Engine, HubModel, Outputs
 from .history import History
@@ -106,6 +107,7 @@ class Hub:
         self._lock = threading.Lock()
         self._states: dict[str, NurseryState] = {}
         self.edges = Edges(self.ingest)
+        self._warn = RateLimitedWarnings(log)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hub-processing", daemon=True)
         self._started = self._stopped = False
@@ -280,7 +282,11 @@ class Hub:
             self.influx.add_windows(out.windows)
             self.influx.add_episodes(out.events)
         if self.history is not None:
-            self.history.add(out.windows, out.events)
+            try:
+                self.history.add(out.windows, out.events)
+            except sqlite3.Error as exc:  # e.g. disk full: MQTT and InfluxDB go on
+                self.counters.add("history_failed", len(out.windows))
+                self._warn.warn(("history",), "local history write failed: %s", exc)
             self.counters.set("history_written", self.history.written)
         if out.windows:
             with self._lock:
