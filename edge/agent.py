@@ -54,7 +54,9 @@ class EdgeAgent:
             min_backoff_s=1,
             max_backoff_s=10,
         )
-        self.spool = Spool(settings.spool_path, int(settings.spool_max_mb * 1e6))
+        self.spool = Spool(
+            settings.spool_path, int(settings.spool_max_mb * 1e6), sync_s=settings.spool_sync_s
+        )
         self.publisher = Publisher(self.spool, self.link, settings.inflight)
         self.ring = Ring(max(1, int(settings.ring_seconds * source.rate)))
         self.builder: FeatureBuilder | None = None
@@ -99,6 +101,7 @@ class EdgeAgent:
                     break
                 if self._stalled():
                     break
+                self.spool.sync()  # what the broker has not acknowledged in time goes to disk
                 if self.processed.is_set() and self.spool.depth == 0:
                     log.info("every frame acknowledged by the broker")
                     break

@@ -53,6 +53,7 @@ FLAGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "--frames-per-message": ("frames_per_message", "frames per message (25 = 0.5 s)", {}),
     "--spool": ("spool", "spool file (kept across restarts)", {}),
     "--spool-max-mb": ("spool_max_mb", "spool bound in MB; beyond it the oldest go", {}),
+    "--spool-sync-s": ("spool_sync_s", "write to disk once unacknowledged this long, s", {}),
     "--status-interval-s": ("status_interval_s", "heartbeat period, s", {}),
     "--flush-timeout-s": ("flush_timeout_s", "on SIGTERM: longest wait to send", {}),
     "--clips": ("clips", "allow raw FLAC clips on request (off)", {"action": "store_true"}),

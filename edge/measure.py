@@ -86,6 +86,17 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
 
 
+def _disk_writes(pid: int) -> int:
+    """Bytes the process caused to be written to storage (``write_bytes``), or -1."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
 def _rss_kib(pid: int) -> tuple[int, int]:
     values = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -128,12 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             time.sleep(args.warmup)
             cpu0, up0, down0, t0 = _cpu_seconds(proc.pid), relay.up, relay.down, time.monotonic()
+            disk0 = _disk_writes(proc.pid)
             rss_samples = []
             while time.monotonic() - t0 < args.seconds and proc.poll() is None:
                 time.sleep(1.0)
                 rss_samples.append(_rss_kib(proc.pid))
             elapsed = time.monotonic() - t0
             cpu = _cpu_seconds(proc.pid) - cpu0
+            disk = _disk_writes(proc.pid) - disk0 if disk0 >= 0 else -1
             up, down = relay.up - up0, relay.down - down0
         finally:
             proc.terminate()
@@ -145,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"over {elapsed:.1f} s: CPU {100 * cpu / elapsed:.1f} % of one core; "
         f"RSS mean {np.mean(rss) / 1024:.1f} MiB, peak {hwm / 1024:.1f} MiB; "
         f"agent->broker {up / elapsed:.0f} B/s, broker->agent {down / elapsed:.0f} B/s "
-        f"(TCP payload bytes: MQTT headers, topics, payloads, acks, heartbeats)\n"
+        f"(TCP payload bytes: MQTT headers, topics, payloads, acks, heartbeats); "
+        f"disk writes {disk / elapsed / 1024:.1f} KiB/s (spool)\n"
     )
     return 0
 

@@ -82,6 +82,12 @@ class EdgeSettings(RoleSettings):
     spool_max_mb: float = Field(
         100.0, ge=0.01, le=100_000, description="spool bound; beyond it the oldest go first"
     )
+    spool_sync_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="write a message to disk once unacknowledged this long (0: at once)",
+    )
     inflight: int = Field(32, ge=1, le=100, description="QoS 1 messages awaiting PUBACK")
     flush_timeout_s: float = Field(
         5.0, ge=0, le=600, description="on SIGTERM: longest wait to send what is spooled"

@@ -78,6 +78,35 @@ def test_spool_persists_messages_and_numbering(tmp_path: Path) -> None:
     again.close()
 
 
+def test_spool_write_behind_spares_the_disk_and_never_reuses_a_seq(tmp_path: Path) -> None:
+    path = tmp_path / "s.spool"
+    spool = Spool(path, 10_000, sync_s=1.0, reserve=100)
+    stream = spool.state.stream
+    for seq in range(5):
+        spool.append([(seq, "t", b"x" * 10)], StreamState(stream, seq + 1, 25 * seq, None))
+    assert spool.depth == 5 and spool.disk_depth == 0  # held in memory, published from there
+    assert [m.seq for m in spool.peek(1, 10)] == [2, 3, 4]
+    assert spool.ack([0, 1, 2]) == 3 and spool.disk_depth == 0  # acked in time: no disk write
+    assert spool.sync(older_than=0) == 2 and spool.disk_depth == 2  # unacknowledged: to disk
+    spool.append([(5, "t", b"y"), (6, "t", b"z")], StreamState(stream, 7, 175, None))
+    # a crash now (no close): 5 and 6 were only in memory; 3 and 4 are on disk
+    crashed = Spool(path, 10_000)
+    assert [m.seq for m in crashed.peek(-1, 10)] == [3, 4]
+    assert crashed.state.next_seq > 6 and crashed.state.stream == stream  # no seq reused
+    crashed.close()
+    spool._db.close()
+
+
+def test_spool_write_through(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.spool", 10_000, sync_s=0)
+    spool.append([(0, "t", b"a")], StreamState(spool.state.stream, 1, 25, None))
+    assert spool.disk_depth == 1
+    spool._db.close()  # a crash: the committed message and numbering survive
+    again = Spool(tmp_path / "s.spool", 10_000, sync_s=0)
+    assert again.state.next_seq == 1 and [m.seq for m in again.peek(-1, 5)] == [0]
+    again.close()
+
+
 def test_spool_bound_drops_oldest_and_counts(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.spool", max_bytes=1000)
     stream = spool.state.stream
