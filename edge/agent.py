@@ -5,7 +5,8 @@ Threads, on purpose (audio callbacks are threads; nothing here needs asyncio):
 * the source's thread (PortAudio callback or a reader) only moves blocks into
   the :class:`Ring`; it never waits for the network or the disk;
 * the processing thread (:meth:`EdgeAgent._process`) runs the shared frontend
-  and appends messages to the durable :class:`Spool` (one fsync per batch);
+  and appends messages to the :class:`Spool` (held in memory, written to disk
+  by the run loop once unacknowledged for ``spool_sync_s``);
 * the publisher thread drains the spool to MQTT, paho's thread does the I/O;
 * the thread that called :meth:`EdgeAgent.run` sends the heartbeat and waits.
 

@@ -251,3 +251,58 @@ def test_builder_follows_a_drifting_card_clock_monotonically(ppm: float) -> None
     # the card drifted 60-100 ms from the wall clock; t0 followed it to within 30 ms
     assert abs(ppm * 1e-6 * seconds) > 0.05 and abs(last.t0 - true_t0) < 0.03
     assert [m.frame_index for m in msgs] == [25 * i for i in range(len(msgs))]
+
+
+# -- sources -------------------------------------------------------------------
+def _drain(ring: Ring) -> list[Block]:
+    blocks = []
+    while (block := ring.get(timeout=10)) is not None:
+        blocks.append(block)
+    return blocks
+
+
+def test_file_source_reads_stereo_flac_as_mono_with_its_start_time(tmp_path: Path) -> None:
+    import soundfile
+
+    from nurserycry.edge.sources import FileSource
+
+    left = _audio(1.3, 44_100)
+    stereo = np.stack([left, -0.5 * left], axis=1)
+    soundfile.write(str(tmp_path / "a.flac"), stereo, 44_100, subtype="PCM_16")
+    source = FileSource(tmp_path / "a.flac", fast=True, start_time=1.9e9)
+    ring = Ring(capacity=10_000)  # smaller than the file: the reader waits, nothing drops
+    source.start(ring)
+    blocks = _drain(ring)
+    source.stop()
+    assert source.rate == 44_100 and source.start_time == 1.9e9 and source.finished.is_set()
+    assert [b.pos for b in blocks] == list(np.cumsum([0] + [b.n for b in blocks[:-1]]))
+    got = np.concatenate([b.samples for b in blocks if isinstance(b.samples, np.ndarray)])
+    expected = soundfile.read(str(tmp_path / "a.flac"), dtype="float32")[0].mean(axis=1)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert ring.overruns == 0
+
+
+def test_stdin_source_reassembles_samples_split_across_reads() -> None:
+    from nurserycry.edge.sources import StdinSource, pcm_to_float
+
+    pcm = (_audio(0.5) * 32767).astype("<i2").tobytes()
+
+    class Trickle:
+        """A pipe that hands out odd-sized pieces (samples split between reads)."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data, self.sizes = data, [1, 7, 333, 2, 4096]
+
+        def read(self, n: int) -> bytes:
+            size = min(n, self.sizes[len(self.data) % len(self.sizes)])
+            out, self.data = self.data[:size], self.data[size:]
+            return out
+
+    source = StdinSource(16_000, stream=Trickle(pcm))  # type: ignore[arg-type]
+    ring = Ring(capacity=100_000)
+    source.start(ring)
+    blocks = _drain(ring)
+    source.stop()
+    got = np.concatenate([b.samples for b in blocks if isinstance(b.samples, np.ndarray)])
+    np.testing.assert_array_equal(got, pcm_to_float(pcm))
+    assert source.start_time is not None and source.kind == "stdin"
