@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from .ring import Block, Ring
@@ -36,6 +38,31 @@ def _pyaudio() -> Any:
         ) from exc
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """ALSA and JACK print probing noise on fd 2 while PortAudio starts; hide it."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _portaudio() -> Any:
+    with _quiet_stderr():
+        return _pyaudio().PyAudio()
+
+
 def input_devices(pa: Any) -> list[dict[str, Any]]:
     found = []
     for i in range(pa.get_device_count()):
@@ -47,8 +74,7 @@ def input_devices(pa: Any) -> list[dict[str, Any]]:
 
 def list_devices() -> list[str]:
     """One line per input device: index, name, channels, default rate."""
-    pyaudio = _pyaudio()
-    pa = pyaudio.PyAudio()
+    pa = _portaudio()
     try:
         default = None
         with contextlib.suppress(OSError):
@@ -100,8 +126,7 @@ class MicrophoneSource(Source):
         channels: int = 1,
         block_ms: int = 100,
     ) -> None:
-        pyaudio = _pyaudio()
-        self._pa = pyaudio.PyAudio()
+        self._pa = _portaudio()
         try:
             self.device = find_device(self._pa, device)
             index = int(self.device["index"])
@@ -145,7 +170,7 @@ class MicrophoneSource(Source):
         except (OSError, ValueError) as exc:
             raise SourceError(
                 f"cannot open {self.device['name']!r} at {self.rate} Hz, "
-                f"{self.channels} channel(s): {exc}"
+                f"{self.channels} channel(s): {exc} (try another --rate or --channels)"
             ) from None
         log.info(
             "capturing from %r (index %s) at %d Hz",
