@@ -19,6 +19,7 @@ captured, processed and acknowledged by the broker to the last frame, or when
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 
@@ -102,7 +103,12 @@ class EdgeAgent:
                     break
                 if self._stalled():
                     break
-                self.spool.sync()  # what the broker has not acknowledged in time goes to disk
+                try:
+                    self.spool.sync()  # what the broker has not acknowledged in time goes to disk
+                except sqlite3.Error as exc:
+                    log.error("cannot write the spool %s: %s", self.spool.path, exc)
+                    self.error = exc
+                    break
                 if self.processed.is_set() and self.spool.depth == 0:
                     log.info("every frame acknowledged by the broker")
                     break
@@ -139,7 +145,10 @@ class EdgeAgent:
         if self.clips is not None:
             self.clips.stop()
         self.link.stop(final=[(self.availability, OFFLINE)])
-        self.spool.close()
+        try:
+            self.spool.close()
+        except sqlite3.Error as exc:
+            log.error("could not save the spool %s: %s", self.spool.path, exc)
 
     # -- the processing thread --------------------------------------------
     def _process(self) -> None:

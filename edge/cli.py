@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,7 +142,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         source = make_source(settings)
         agent = EdgeAgent(settings, source)
-    except (SourceError, OSError) as exc:
+    except (SourceError, OSError, sqlite3.Error) as exc:
         sys.stderr.write(f"nurserycry edge: cannot start: {exc}\n")
         return 1
 

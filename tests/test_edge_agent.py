@@ -290,3 +290,22 @@ def test_full_spool_drops_the_oldest_and_reports_it(tmp_path: Path) -> None:
             proc.wait()
         sub.stop()
         broker.stop()
+
+
+def test_unusable_spool_or_audio_fails_at_start(tmp_path: Path) -> None:
+    bad = tmp_path / "not-audio.wav"
+    bad.write_bytes(b"RIFF nonsense")
+    for args in (["--stdin", "--spool", "/proc/none/s.spool"], ["--file", str(bad)]):
+        cmd = [sys.executable, "-m", "nurserycry", "edge", "--nursery", "n1", *args]
+        if "--spool" not in args:
+            cmd += ["--spool", str(tmp_path / "s.spool")]
+        out = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=edge_env(),
+            stdin=subprocess.DEVNULL,
+        )
+        assert out.returncode == 1, out.stderr
+        assert "cannot start" in out.stderr and "Traceback" not in out.stderr
