@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -103,10 +103,12 @@ class _ThreadedSource(Source):
     @abstractmethod
     def produce(self, ring: Ring) -> None: ...
 
+    join_s = 5.0  # how long stop() waits for the reader
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(5)
+            self._thread.join(self.join_s)
 
 
 class BlocksSource(_ThreadedSource):
@@ -128,10 +130,19 @@ class BlocksSource(_ThreadedSource):
         self._given_start = start_time
 
     def produce(self, ring: Ring) -> None:
+        blocks = iter(self._blocks)
+        try:
+            self._produce(ring, blocks)
+        finally:
+            close = getattr(blocks, "close", None)  # a generator: close its file now
+            if close is not None:
+                close()
+
+    def _produce(self, ring: Ring, blocks: Iterator[npt.NDArray[Any]]) -> None:
         pos = 0
         began = time.monotonic()
         self.start_time = self._given_start if self._given_start is not None else time.time()
-        for raw in self._blocks:
+        for raw in blocks:
             arr = np.asarray(raw)
             samples = (
                 arr.astype(np.float32) / 32768.0 if arr.dtype == np.int16 else to_mono(arr)
@@ -180,6 +191,7 @@ class StdinSource(_ThreadedSource):
     """Raw signed 16-bit little-endian PCM from a stream (default: standard input)."""
 
     kind: SourceKind = "stdin"
+    join_s = 0.5  # the reader may sit in read() until the writer goes away
 
     def __init__(
         self, rate: int, channels: int = 1, stream: IO[bytes] | None = None, block_ms: int = 100
