@@ -17,11 +17,12 @@ of its sample 0, once; the agent advances from it by sample count.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -202,8 +203,18 @@ class StdinSource(_ThreadedSource):
         self._block_bytes = max(1, rate * block_ms // 1000) * self._frame_bytes
 
     def produce(self, ring: Ring) -> None:
-        stream = self._stream or sys.stdin.buffer
-        reader = getattr(stream, "read1", stream.read)
+        reader: Callable[[int], bytes]
+        if self._stream is None:
+            # os.read on the descriptor, not sys.stdin.buffer: a daemon thread blocked
+            # inside a BufferedReader aborts the interpreter at exit.
+            fd = sys.stdin.fileno()
+
+            def read_fd(n: int) -> bytes:
+                return os.read(fd, n)
+
+            reader = read_fd
+        else:
+            reader = getattr(self._stream, "read1", self._stream.read)
         pos = 0
         carry = b""
         while not self._stop.is_set():

@@ -309,3 +309,24 @@ def test_unusable_spool_or_audio_fails_at_start(tmp_path: Path) -> None:
         )
         assert out.returncode == 1, out.stderr
         assert "cannot start" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sigterm_while_stdin_is_still_open(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """arecord still writing (the pipe open): SIGTERM ends the agent cleanly, exit 0."""
+    sub = Collector(mosquitto, "nursery-9")
+    try:
+        cmd = edge_cmd(mosquitto, "nursery-9", tmp_path / "s.spool", "--stdin")
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=edge_env())
+        assert proc.stdin is not None and proc.stderr is not None
+        proc.stdin.write(tone_noise(1.0).astype("<i2").tobytes())
+        proc.stdin.flush()
+        assert sub.wait(lambda s: len(s.features) >= 1, 20)
+        proc.send_signal(signal.SIGTERM)
+        assert wait_exit(proc, 20) == 0
+        err = proc.stderr.read().decode()
+        assert "Fatal Python error" not in err and "Traceback" not in err, err
+        proc.stdin.close()
+        proc.stderr.close()
+        assert sub.wait(lambda s: s.availability[-1:] == ["offline"], 10)
+    finally:
+        sub.stop()
