@@ -52,8 +52,10 @@ class Mosquitto:
         workdir.mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
         body = conf_extra or "allow_anonymous true\n"
+        if "persistence " not in body:
+            body += "\npersistence false\n"
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{body}\npersistence false\n"
+            f"listener {self.port} 127.0.0.1\n{body}\n"
             "log_dest stderr\nlog_type error\nlog_type warning\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
