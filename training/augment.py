@@ -97,6 +97,12 @@ def band_limit(x: Wave, rng: np.random.Generator, rate: int) -> Wave:
     return out
 
 
+def add_floor(x: Wave, rng: np.random.Generator, dbfs: float) -> Wave:
+    """White microphone self-noise at ``dbfs`` (cheaper than coloured noise)."""
+    noise = rng.standard_normal(x.size, dtype=np.float32) * np.float32(10 ** (dbfs / 20))
+    return x + noise
+
+
 def add_noise(x: Wave, rng: np.random.Generator, dbfs: float) -> Wave:
     return x + set_level(coloured_noise(rng, x.size, rng.uniform(0.0, 2.0)), dbfs)
 

@@ -71,6 +71,7 @@ def train(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--unverified-weight", type=float, default=0.3)
     parser.add_argument("--model-version", help="version string stored in the metadata")
+    parser.add_argument("--save-keras", action="store_true", help="also write model.keras")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
@@ -89,6 +90,7 @@ def train(argv: Sequence[str]) -> int:
         unverified=args.unverified,
         unverified_weight=args.unverified_weight,
         model_version=args.model_version,
+        save_keras=args.save_keras,
         train=TrainConfig(
             epochs=args.epochs,
             examples_per_epoch=args.examples_per_epoch,

@@ -66,6 +66,7 @@ class ExampleConfig:
     positive_share: float = 0.4
     synthetic_share: float = 0.1  # generated hard negatives (synth.py)
     hard_negative_factor: float = 2.0
+    positive_crops: int = 2  # a cry excerpt is the louder of this many random crops
     label_weights: dict[str, float] = field(default_factory=dict)  # e.g. unverified: 0.3
     label_map: dict[str, str] = field(default_factory=dict)  # e.g. unverified -> not_crying
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
@@ -150,17 +151,15 @@ class ExampleMaker:
     def one(self, rng: np.random.Generator) -> tuple[npt.NDArray[np.int8], int, float]:
         """One example: int8 codes ``(window_frames, n_mels)``, label index, loss weight."""
         a, rate = self.cfg.augment, self.params.sample_rate
-        synthetic = False
         if rng.random() < self.cfg.positive_share:
             i = int(rng.choice(self.pos, p=self.pos_p))
-            label, weight, x = (
-                self.cry,
-                float(self.clip_weight[i]),
-                aug.crop(self.waves[i], self.n, rng),
-            )
+            # The louder of `positive_crops` excerpts: a cry clip's pauses make
+            # windows that hold no cry, and the label should mean "a cry is in here".
+            crops = [aug.crop(self.waves[i], self.n, rng) for _ in range(self.cfg.positive_crops)]
+            label, weight, x = self.cry, float(self.clip_weight[i]), max(crops, key=aug.rms_db)
             p_band = a.p_band_positive
         elif rng.random() < self.cfg.synthetic_share:
-            label, weight, synthetic = self.other, 1.0, True
+            label, weight = self.other, 1.0
             x = generate(rng, self.n, rate)[1]
             p_band = a.p_band_negative
         else:
@@ -183,10 +182,9 @@ class ExampleMaker:
         x = aug.set_level(x, level) if aug.rms_db(x) > -150 else x
         if rng.random() < a.p_noise:
             x = aug.add_noise(x, rng, level - rng.uniform(*a.noise_snr_db))
-        x = aug.add_noise(x, rng, rng.uniform(*a.floor_dbfs))
+        x = aug.add_floor(x, rng, rng.uniform(*a.floor_dbfs))
         x = np.clip(x, -1.0, 1.0)
         codes = compute_features(x, rate, self.params).mel
-        del synthetic
         return codes, label, weight
 
     def batch(

@@ -43,6 +43,7 @@ class RunConfig:
     unverified_weight: float = 0.3
     hop_frames: int = 25
     model_version: str | None = None
+    save_keras: bool = False  # also write model.keras (to resume or inspect; not shipped)
     train: TrainConfig = field(default_factory=TrainConfig)
     examples: ExampleConfig = field(default_factory=ExampleConfig)
 
@@ -114,6 +115,8 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         model_version=cfg.model_version,
     )
     write_model_dir(cfg.out, float32, int8, meta)
+    if cfg.save_keras:
+        model.save(cfg.out / "model.keras")
     plots.training_curves(history, cfg.out / "curves.png")
     report: dict[str, Any] = {
         "model_version": meta.model_version,
