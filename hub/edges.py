@@ -7,6 +7,8 @@ Written by the processing thread, read by ``Hub.snapshot()`` from any thread
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 from nurserycry.shared.schemas import EdgeStatus, MessageError
 from nurserycry.shared.topics import ONLINE
@@ -15,15 +17,38 @@ from .ingest import Ingest
 
 
 class Edges:
-    def __init__(self, ingest: Ingest) -> None:
+    def __init__(
+        self, ingest: Ingest, grace_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._ingest = ingest  # rejections are counted and logged like feature messages
+        self.grace_s = grace_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._online: dict[str, bool] = {}
         self._status: dict[str, EdgeStatus] = {}
+        self._offline_since: dict[str, float] = {}
 
     def availability(self, nursery: str, payload: bytes) -> None:
+        """Record ``online`` / ``offline`` (an edge's last will, or a broker restart)."""
+        online = payload.strip() == ONLINE.encode()
         with self._lock:
-            self._online[nursery] = payload.strip() == ONLINE.encode()
+            self._online[nursery] = online
+        if online:
+            self._offline_since.pop(nursery, None)
+        else:
+            self._offline_since.setdefault(nursery, self._clock())
+
+    def heard(self, nursery: str) -> None:
+        """Frames arrived: whatever the will said, the edge is sending."""
+        self._offline_since.pop(nursery, None)
+
+    def gone(self) -> list[str]:
+        """Nurseries offline, with no frames, for ``grace_s``: reported once each."""
+        now = self._clock()
+        out = [n for n, t in self._offline_since.items() if now - t >= self.grace_s]
+        for n in out:
+            del self._offline_since[n]
+        return out
 
     def heartbeat(self, nursery: str, topic: str, payload: bytes) -> None:
         try:

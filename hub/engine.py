@@ -161,6 +161,30 @@ class Engine:
         self._score(pending, out)
         return out
 
+    def close(self, nursery: str) -> Outputs:
+        """The nursery's edge is gone: end an open episode now, at its last crying window
+        (frames that still come later start a new one)."""
+        out = Outputs()
+        entry = self._nurseries.get(nursery)
+        if entry is None:
+            return out
+        changes = entry.detector.tracker.reset()
+        if changes:
+            self._changes(nursery, entry, changes, out)
+            last = entry.state
+            if last is not None:
+                minutes = entry.minutes_closed
+                entry.state = out.states[nursery] = last.model_copy(
+                    update={
+                        "state": "other" if last.state == "crying" else last.state,
+                        "crying": False,
+                        "episode_started_at": None,
+                        "last_episode_s": entry.last_episode_s,
+                        "crying_minutes_today": round(minutes, 3),
+                    }
+                )
+        return out
+
     def finish(self) -> Outputs:
         """Close every open episode (the hub is stopping)."""
         out = Outputs()

@@ -106,7 +106,7 @@ class Hub:
         self._new_model: HubModel | None = None
         self._lock = threading.Lock()
         self._states: dict[str, NurseryState] = {}
-        self.edges = Edges(self.ingest)
+        self.edges = Edges(self.ingest, settings.edge_offline_s)
         self._warn = RateLimitedWarnings(log)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hub-processing", daemon=True)
@@ -272,7 +272,10 @@ class Hub:
         if accepted:
             for nursery in {a.nursery for a in accepted}:
                 self.publisher.announce(nursery)
+                self.edges.heard(nursery)
             self._emit(self.engine.process(accepted))
+        for nursery in self.edges.gone():  # its edge died: do not leave an episode open
+            self._emit(self.engine.close(nursery))
 
     def _emit(self, out: Outputs) -> None:
         if not out.windows and not out.events and not out.states:

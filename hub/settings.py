@@ -86,6 +86,12 @@ class HubSettings(RoleSettings):
         8, ge=0, le=1000, description="messages held waiting for a missing one before a gap"
     )
     reorder_wait_s: float = Field(2.0, ge=0, le=60, description="longest hold for a missing one")
+    edge_offline_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="an edge offline this long, sending nothing, ends its episode",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("influx_url")

@@ -93,6 +93,19 @@ def test_gap_closes_an_open_episode() -> None:
     assert [e.event.event for e in out.events] == ["ended"]
 
 
+def test_edge_going_offline_ends_an_open_episode() -> None:
+    engine, _ = make()
+    run(engine, {"n1": [True] * 8})
+    assert engine.crying("n1")
+    out = engine.close("n1")
+    assert [e.event.event for e in out.events] == ["ended"]
+    assert not out.states["n1"].crying
+    assert out.states["n1"].last_episode_s == out.events[0].event.duration_s
+    assert not engine.crying("n1")
+    assert engine.close("n1").events == []  # nothing open any more
+    assert engine.close("unknown").events == []
+
+
 def test_model_swap_keeps_nurseries() -> None:
     engine, _ = make()
     run(engine, {"n1": [False] * 3})

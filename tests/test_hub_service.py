@@ -255,3 +255,26 @@ def test_hub_influx_outage_mid_stream(
     assert len(set(stamps)) == 80
     episodes = victoria.export('{__name__="nurserycry_episode_duration_s"}')
     assert sum(len(s["values"]) for s in episodes) == 1  # type: ignore[arg-type]
+
+
+def test_edge_offline_ends_an_open_episode(
+    mosquitto: Mosquitto, watcher: Watcher, tmp_path: Path
+) -> None:
+    hub = start_hub(tmp_path, mosquitto, edge_offline_s=1.0)
+    edge = Edge(mosquitto, "n1")
+    try:
+        for seq in range(8):
+            edge.send(seq, crying=True)
+        started = watcher.wait("nurserycry/n1/event", 1)
+        assert EpisodeEvent.decode(started[0]).event == "started"
+        edge.raw("nurserycry/n1/availability", b"offline")  # as its last will would
+        ended = EpisodeEvent.decode(watcher.wait("nurserycry/n1/event", 2)[-1])
+        assert ended.event == "ended"
+        wait_for(
+            lambda: not NurseryState.decode(watcher.on("nurserycry/n1/state")[-1]).crying,
+            what="a state that is not crying",
+        )
+        assert hub.snapshot().edges_online == {"n1": False}
+    finally:
+        edge.stop()
+        hub.stop()
