@@ -69,6 +69,7 @@ class Outputs:
 
 @dataclass
 class _Nursery:
+    name: str
     detector: NurseryDetector
     day: dt.date | None = None
     minutes_closed: float = 0.0  # crying minutes of today's finished episodes
@@ -101,6 +102,9 @@ class Engine:
         self._config_for = config_for
         self._nurseries: dict[str, _Nursery] = {}
         self._batch: npt.NDArray[np.int8] = np.empty((0, 0, 0), np.int8)
+        # (nursery, since, until) -> seconds of crying already recorded (the history), so
+        # "crying minutes today" survives a restart
+        self.crying_seconds: Callable[[str, float, float], float] | None = None
         self.model = model
 
     # -- model -----------------------------------------------------------
@@ -150,7 +154,9 @@ class Engine:
         for item in items:
             entry = self._nurseries.get(item.nursery)
             if entry is None:
-                entry = self._nurseries[item.nursery] = _Nursery(self._detector(item.nursery))
+                entry = self._nurseries[item.nursery] = _Nursery(
+                    item.nursery, self._detector(item.nursery)
+                )
             msg = item.msg
             windows, changes = entry.detector.push(item.mel, item.level, msg.t0, msg.frame_index)
             if changes:  # a gap closed an open episode: score what came before it first
@@ -225,7 +231,11 @@ class Engine:
     def _today(self, entry: _Nursery, t: float) -> None:
         day = dt.datetime.fromtimestamp(t).date()
         if entry.day != day:
+            first = entry.day is None
             entry.day, entry.minutes_closed = day, 0.0
+            if first and self.crying_seconds is not None:  # the hub restarted today
+                start = dt.datetime.combine(day, dt.time()).timestamp()
+                entry.minutes_closed = self.crying_seconds(entry.name, start, t) / 60.0
 
     def _state(
         self,

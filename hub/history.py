@@ -86,6 +86,15 @@ class History:
             )
         self.written += len(windows)
 
+    def crying_seconds(self, nursery: str, since: float, until: float) -> float:
+        """Total length of the nursery's episodes that ended in ``[since, until)``."""
+        row = self._db.execute(
+            "SELECT coalesce(sum(duration_s), 0) FROM episodes "
+            "WHERE nursery = ? AND ended_at >= ? AND ended_at < ?",
+            (nursery, since, until),
+        ).fetchone()
+        return float(row[0])
+
     def prune(self, before: float) -> int:
         """Delete windows and episodes older than ``before`` (Unix s); returns rows deleted."""
         with self._db:

@@ -101,6 +101,8 @@ class Hub:
         self.publisher = Publisher(self.link, self.topics, settings.detections)
         self.influx = sink_from_settings(settings, self.counters, influx_writer)
         self.history = History(settings.history_db) if settings.keep_history else None
+        if self.history is not None:
+            self.engine.crying_seconds = self.history.crying_seconds
         self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(settings.queue_size)
         self._listeners: list[Callable[[Outputs], None]] = []
         self._new_model: HubModel | None = None

@@ -75,6 +75,24 @@ def test_episode_started_and_ended_with_duration_and_peak() -> None:
     assert abs(final.crying_minutes_today - ended.duration_s / 60) < 0.01
 
 
+def test_crying_minutes_today_start_from_the_history() -> None:
+    engine, _ = make()
+    asked: list[tuple[str, float, float]] = []
+
+    def recorded(nursery: str, since: float, until: float) -> float:
+        asked.append((nursery, since, until))
+        return 120.0
+
+    engine.crying_seconds = recorded
+    run(engine, {"n1": [False] * 3})
+    state = engine.state("n1")
+    assert state is not None
+    assert state.crying_minutes_today == 2.0
+    assert len(asked) == 1
+    assert asked[0][0] == "n1"
+    assert asked[0][2] - asked[0][1] < 86400
+
+
 def test_state_emitted_on_change_and_periodically_only() -> None:
     engine, _ = make()
     outs = run(engine, {"n1": [False] * 30})

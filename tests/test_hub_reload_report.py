@@ -126,6 +126,8 @@ def test_report_draws_a_night(tmp_path: Path) -> None:
     )
     history.add(windows, [EpisodeRecord(event, "v1")])
     history.add(windows[:10], [EpisodeRecord(event, "v1")])  # replayed: not doubled
+    assert history.crying_seconds("n1", T0, T0 + 3600) == 150.0
+    assert history.crying_seconds("n2", T0, T0 + 3600) == 0.0
     history.close()
     out = render_timeline(db, tmp_path / "night.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
