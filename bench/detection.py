@@ -32,12 +32,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nurserycry.hub.classify import StreamResult, detect
 from nurserycry.hub.inference import CryModel
 from nurserycry.shared.detector import DetectorConfig
+from nurserycry.shared.episodes import EpisodeConfig, EpisodeTracker
+from nurserycry.shared.frontend import compute_features
 from nurserycry.training import metrics
 from nurserycry.training.audio import load_waves
 from nurserycry.training.dataset import CRYING, load_clips
-from nurserycry.training.evaluate import evaluate_clips
+from nurserycry.training.evaluate import evaluate_clips, run_clip
 from nurserycry.training.splits import split_by_group, split_by_source
 
 log = logging.getLogger("bench.detection")
@@ -127,6 +130,46 @@ def loudness_report(ys: list[bool], waves: Sequence[Wave]) -> dict[str, Any]:
     }
 
 
+def _alerts(res: StreamResult, window_s: float, cfg: EpisodeConfig) -> int:
+    """Replay one stream's window scores through the shared episode logic."""
+    tracker = EpisodeTracker(cfg)
+    changes = []
+    for t_end, p in zip(res.t_end, res.probabilities, strict=True):
+        changes += tracker.update(float(t_end) - window_s, float(t_end), float(p))
+    changes += tracker.finish()
+    return sum(1 for c in changes if c.kind == "started" and c.episode.alert)
+
+
+def sweep(
+    model: CryModel, ys: list[bool], waves: Sequence[Wave], thresholds: Sequence[float]
+) -> list[dict[str, Any]]:
+    """Clip alert P/R/F1 and false alerts per hour for other ``on_threshold`` values
+    (the rest of the episode rule at its defaults; ``off_threshold`` capped at it)."""
+    config = DetectorConfig(window_frames=model.window_frames, hop_frames=model.metadata.hop_frames)
+    window_s = model.window_frames / 50
+    clips = [run_clip(w, model, config) for w in waves]
+    negatives = [w for w, y in zip(waves, ys, strict=True) if not y]
+    stream = detect([compute_features(np.concatenate(negatives))], model, config)
+    hours = sum(w.size for w in negatives) / 16_000 / 3600
+    rows = []
+    for thr in thresholds:
+        default = EpisodeConfig()
+        cfg = EpisodeConfig(on_threshold=thr, off_threshold=min(default.off_threshold, thr))
+        alerts = [1.0 if _alerts(r, window_s, cfg) else 0.0 for r in clips]
+        false = _alerts(stream, window_s, cfg)
+        row = metrics.binary(ys, alerts, 0.5)
+        rows.append(
+            {
+                "on_threshold": thr,
+                "precision": row["precision"],
+                "recall": row["recall"],
+                "f1": row["f1"],
+                "false_alerts_per_hour": round(false / hours, 3),
+            }
+        )
+    return rows
+
+
 def timing(model: CryModel, n: int = 5_000) -> dict[str, float]:
     """Per-window inference time of ``model`` (1 thread), batched and one by one."""
     codes = np.random.default_rng(0).integers(-60, 60, (n, model.window_frames, 32)).astype(np.int8)
@@ -158,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the group split")
     parser.add_argument("--cache", type=Path, help="decoded-audio cache folder")
     parser.add_argument("--out", type=Path, help="JSON output (default: stdout only)")
+    parser.add_argument("--sweep", help="comma-separated on_threshold values to also report")
+    parser.add_argument("--no-timing", action="store_true", help="skip the inference timing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -196,10 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "band_probe",
                 )
             },
-            **timing(model),
+            **({} if args.no_timing else timing(model)),
         },
         "loudness": loudness_report(ys, waves),
     }
+    if args.sweep:
+        values = [float(v) for v in args.sweep.split(",")]
+        result["nurserycry"]["sweep"] = sweep(model, ys, waves, values)
     if args.yamnet is not None:
         result["yamnet"] = yamnet_report(Yamnet(args.yamnet), ys, waves, negatives)
     text = json.dumps(result, indent=1)

@@ -7,6 +7,7 @@ windows -> model -> episode logic), so these figures are what the hub would do.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,20 +41,31 @@ def run_clip(wave: Wave, model: Scorer, config: DetectorConfig) -> StreamResult:
     return detect([compute_features(wave)], model, config)
 
 
-def alerts_per_hour(waves: Sequence[Wave], model: Scorer, config: DetectorConfig) -> dict[str, Any]:
-    """Alerts the hub would raise over all ``waves`` played back to back."""
+def alerts_per_hour(
+    waves: Sequence[Wave],
+    model: Scorer,
+    config: DetectorConfig,
+    names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Alerts the hub would raise over all ``waves`` played back to back; with
+    ``names`` (one per wave, e.g. its class), which of them each alert fired in."""
     if not waves:
         return {"hours": 0.0, "alerts": 0, "alerts_per_hour": None}
     audio = np.concatenate(list(waves))
     hours = audio.size / DEFAULT_PARAMS.sample_rate / 3600
     result = detect([compute_features(audio)], model, config)
     alerts = [e for e in result.episodes if e.alert]
-    return {
+    out: dict[str, Any] = {
         "hours": round(hours, 3),
         "alerts": len(alerts),
         "episodes": len(result.episodes),
         "alerts_per_hour": round(len(alerts) / hours, 3),
     }
+    if names is not None:
+        ends = np.cumsum([w.size for w in waves]) / DEFAULT_PARAMS.sample_rate
+        fired = [names[min(int(np.searchsorted(ends, e.alert_at)), len(names) - 1)] for e in alerts]
+        out["alerts_in"] = dict(Counter(fired).most_common())
+    return out
 
 
 def evaluate_clips(
@@ -99,7 +111,8 @@ def evaluate_clips(
         "curves": metrics.curves(y_w, s_w),
     }
     negatives = [w for c, w in rows if c.label != crying_label]
-    report["false_alerts"] = alerts_per_hour(negatives, model, cfg)
+    neg_names = [c.cls for c, _ in rows if c.label != crying_label]
+    report["false_alerts"] = alerts_per_hour(negatives, model, cfg, neg_names)
     unl = [(c, w) for c, w in zip(clips, waves, strict=True) if c.label in UNLABELLED]
     if unl:
         alerts = [run_clip(w, model, cfg).alert for _, w in unl]
