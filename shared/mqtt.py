@@ -50,6 +50,7 @@ class MqttLink:
         self._birth = list(birth or [])
         self._connected = threading.Event()
         self._stopping = False
+        self._awaiting_suback: set[int] = set()
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._on_published: PublishedCallback | None = None
         v5 = settings.protocol == "5"
@@ -79,6 +80,7 @@ class MqttLink:
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_publish = self._handle_publish
+        self._client.on_subscribe = self._handle_subscribe
         self._client.on_message = self._handle_unmatched
 
     # -- lifecycle -------------------------------------------------------
@@ -116,6 +118,7 @@ class MqttLink:
         return self._connected.is_set()
 
     def wait_connected(self, timeout: float | None = None) -> bool:
+        """Wait until connected with every subscription acknowledged by the broker."""
         return self._connected.wait(timeout)
 
     def on_connect(self, hook: Callable[[], None]) -> None:
@@ -166,10 +169,26 @@ class MqttLink:
         log.info(
             "connected to %s (session present: %s)", self.settings.broker, flags.session_present
         )
+        self._awaiting_suback.clear()
         for topic_filter, (qos, _h) in self._subs.items():
-            client.subscribe(topic_filter, qos)
+            _rc, mid = client.subscribe(topic_filter, qos)
+            if mid is not None:
+                self._awaiting_suback.add(mid)
         for topic, payload in self._birth:
             client.publish(topic, payload, qos=1, retain=True)
+        if not self._awaiting_suback:
+            self._ready()
+
+    def _handle_subscribe(
+        self, _c: paho.Client, _u: Any, mid: int, _rc: list[ReasonCode], _p: Properties | None
+    ) -> None:
+        if mid in self._awaiting_suback:
+            self._awaiting_suback.discard(mid)
+            if not self._awaiting_suback:
+                self._ready()
+
+    def _ready(self) -> None:
+        """Connected and every subscription acknowledged: nothing sent to us is missed."""
         self._connected.set()
         for hook in self._on_connect_hooks:
             try:

@@ -54,6 +54,8 @@ class Mosquitto:
         body = conf_extra or "allow_anonymous true\n"
         if "persistence " not in body:
             body += "\npersistence false\n"
+        if "max_queued_messages" not in body:  # mosquitto drops QoS 1 past 1000 queued
+            body += "\nmax_queued_messages 100000\n"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n{body}\n"
             "log_dest stderr\nlog_type error\nlog_type warning\n"
