@@ -73,7 +73,10 @@ def render_timeline(
     try:
         for ax, night in zip(axes[:, 0], nights, strict=True):
             _draw(ax, night, tz)
-        formatter = mdates.DateFormatter("%H:%M", tz=tz)  # type: ignore[no-untyped-call]
+        # ticks that fit the span: seconds for a demo, hours for a night
+        locator = mdates.AutoDateLocator(tz=tz)  # type: ignore[no-untyped-call]
+        formatter = mdates.ConciseDateFormatter(locator, tz=tz)  # type: ignore[no-untyped-call]
+        axes[-1, 0].xaxis.set_major_locator(locator)
         axes[-1, 0].xaxis.set_major_formatter(formatter)
         axes[-1, 0].set_xlabel("local time")
         first = min((n.t[0] for n in nights if n.t), default=since)
