@@ -83,10 +83,11 @@ class EdgeSettings(RoleSettings):
         100.0, ge=0.01, le=100_000, description="spool bound; beyond it the oldest go first"
     )
     spool_sync_s: float = Field(
-        1.0,
+        0.0,
         ge=0,
         le=60,
-        description="write a message to disk once unacknowledged this long (0: at once)",
+        description="0: every message on disk before it is sent; > 0: write-behind, only "
+        "messages unacknowledged this long reach the disk (spares an SD card)",
     )
     inflight: int = Field(32, ge=1, le=100, description="QoS 1 messages awaiting PUBACK")
     flush_timeout_s: float = Field(

@@ -5,15 +5,16 @@ publisher reads in ``seq`` order and acknowledges a message only after the
 broker's PUBACK. A committed write survives SIGKILL and power loss
 (``synchronous=FULL`` fsyncs the WAL on every commit).
 
-**Write-behind** (``sync_s`` > 0, the default 1 s): a new message is first held
-in memory and published from there; only a message still unacknowledged after
-``sync_s`` is written to disk (so while the broker is away everything goes to
-disk, one transaction per ``sync_s``). A broker that acknowledges within a
-second costs no disk writes at all, which spares the Pi's SD card: write-
-through measured ~25 KB written per message (~4 GB a day). The price: a crash
-or power cut loses at most the last ``sync_s`` of unacknowledged messages (on
-top of the audio still in the capture ring, lost in any design). ``sync_s=0``
-is write-through: every append is committed before it can be published.
+By default (``sync_s=0``, write-through) every append is committed before it
+can be published, so numbering after any crash continues exactly. That costs
+the disk ~25 KB written per message (~45 KiB/s, ~3.8 GB a day, measured), a
+lot for an SD card. **Write-behind** (``sync_s`` > 0, e.g. 1 s) holds a new
+message in memory and publishes it from there; only a message still
+unacknowledged after ``sync_s`` is written (while the broker is away: all of
+them, one transaction per ``sync_s``). A broker that acknowledges in time costs
+no disk writes at all. The price: a crash or power cut loses at most the last
+``sync_s`` of unacknowledged messages (on top of the audio still in the capture
+ring, lost in any design), and numbering then resumes past a reservation.
 
 The spool also holds the stream's identity: the random ``stream`` id, the next
 ``seq``, and a consistent ``(next_frame, end_time)`` pair, so numbering goes on
@@ -72,7 +73,7 @@ class Spool:
     """``append`` / ``peek`` / ``ack`` / ``sync``; ``depth`` and ``dropped`` for the heartbeat."""
 
     def __init__(
-        self, path: Path, max_bytes: int, *, sync_s: float = 1.0, reserve: int = 1200
+        self, path: Path, max_bytes: int, *, sync_s: float = 0.0, reserve: int = 1200
     ) -> None:
         if max_bytes <= 0:
             raise ValueError("spool bound must be positive")
