@@ -20,6 +20,7 @@ from tests.servers import Mosquitto
 from tests.test_edge_helpers import (
     Collector,
     edge_cmd,
+    nursery_name,
     start_edge,
     tone_noise,
     wait_exit,
@@ -58,7 +59,7 @@ def test_clip_on_request_only_when_turned_on(
     wav = write_wav(tmp_path / "a.wav", audio)
     sub = Collector(mosquitto, "nursery-7")
     clips: queue.Queue[bytes] = queue.Queue()
-    sub.link.subscribe("nurserycry/nursery-7/clip", lambda _t, p: clips.put(p))
+    sub.link.subscribe(f"nurserycry/{nursery_name('nursery-7')}/clip", lambda _t, p: clips.put(p))
     hub = MqttLink(MqttSettings(broker=mosquitto.url), "clip-requester")
     hub.start()
     assert hub.wait_connected(10)
@@ -69,7 +70,8 @@ def test_clip_on_request_only_when_turned_on(
         proc = start_edge(cmd, tmp_path / "edge.log")
         try:
             assert sub.wait(lambda s: len(s.features) >= 4, 20)  # 2 s captured
-            hub.publish("nurserycry/nursery-7/command", "clip 1.5", qos=1).wait_for_publish(5)
+            command = f"nurserycry/{nursery_name('nursery-7')}/command"
+            hub.publish(command, "clip 1.5", qos=1).wait_for_publish(5)
             if enabled:
                 clip = RawClip.decode(clips.get(timeout=15))
             else:
@@ -81,7 +83,7 @@ def test_clip_on_request_only_when_turned_on(
         if not enabled:
             assert "clips are off" in (tmp_path / "edge.log").read_text()
             return
-        assert clip.device == "nursery-7" and clip.sample_rate == 16_000
+        assert clip.device == nursery_name("nursery-7") and clip.sample_rate == 16_000
         samples, rate = soundfile.read(io.BytesIO(clip.data), dtype="int16")
         assert rate == 16_000 and samples.size == 24_000
         start = round((clip.t0 - 1_800_000_000) * 16_000)

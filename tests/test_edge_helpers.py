@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -17,6 +18,14 @@ from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import AudioFeatures, EdgeStatus
 
 from tests.servers import Mosquitto
+
+# Per test process: another engineer's test run on this machine (same nursery names,
+# brokers restarted on reused ports) can never feed or read this run's topics.
+RUN = secrets.token_hex(3)
+
+
+def nursery_name(base: str) -> str:
+    return f"{base}-{RUN}"
 
 
 def tone_noise(seconds: float, rate: int = 16_000, seed: int = 0) -> np.ndarray:
@@ -53,7 +62,7 @@ def edge_cmd(broker: Mosquitto, nursery: str, spool: Path, *args: str) -> list[s
         "--broker",
         broker.url,
         "--nursery",
-        nursery,
+        nursery_name(nursery),
         "--spool",
         str(spool),
         *args,
@@ -83,12 +92,12 @@ class Collector:
         self.raw_bytes = 0
         self.link = MqttLink(
             MqttSettings(broker=broker.url),
-            f"collector-{nursery}",
+            f"collector-{nursery_name(nursery)}",
             persistent_session=persistent,
             min_backoff_s=1,
             max_backoff_s=1,
         )
-        base = f"nurserycry/{nursery}"
+        base = f"nurserycry/{nursery_name(nursery)}"
         self.link.subscribe(f"{base}/features", self._on_features)
         self.link.subscribe(f"{base}/status", self._on_status)
         self.link.subscribe(f"{base}/availability", self._on_availability)
