@@ -38,8 +38,6 @@ from .spool import Spool
 
 log = logging.getLogger(__name__)
 
-STALL_S = 15.0  # a live source silent this long is broken
-
 
 class EdgeAgent:
     def __init__(self, settings: EdgeSettings, source: Source, link: MqttLink | None = None):
@@ -122,7 +120,7 @@ class EdgeAgent:
     def _stalled(self) -> bool:
         """A live source that went quiet (card unplugged): exit 1, systemd restarts us."""
         silent = time.monotonic() - self.ring.last_block
-        if not self.source.live or self.source.finished.is_set() or silent < STALL_S:
+        if not self.source.live or self.source.finished.is_set() or silent < self.settings.stall_s:
             return False
         log.error("no audio from the %s for %.0f s: giving up", self.source.kind, silent)
         self.error = RuntimeError("audio source stalled")

@@ -99,6 +99,9 @@ class EdgeSettings(RoleSettings):
     clip_seconds: float = Field(
         30.0, ge=1, le=60, description="pre-roll kept for clips, and a request's default"
     )
+    stall_s: float = Field(
+        15.0, ge=1, le=3600, description="exit 1 when a microphone delivers nothing this long"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
