@@ -53,6 +53,7 @@ class Publisher:
         self.sent = 0  # acknowledged by the broker in this run
         self._inflight: dict[int, int] = {}  # mid -> seq
         self._cursor = -1  # highest seq handed to paho
+        self._acked: list[int] = []  # acknowledged, not yet removed from the spool
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -107,7 +108,7 @@ class Publisher:
 
     def step(self) -> None:
         """Apply PUBACKs, then top the window up from the spool."""
-        acked: list[int] = []
+        acked = self._acked  # kept until the spool took them (a disk error is retried)
         while True:
             try:
                 mid = self._acks.get_nowait()
@@ -119,6 +120,7 @@ class Publisher:
         if acked:
             self.spool.ack(acked)
             self.sent += len(acked)
+            self._acked = []
         room = self.window - len(self._inflight)
         if room > 0 and self.link.connected:
             for item in self.spool.peek(self._cursor, room):

@@ -306,3 +306,61 @@ def test_stdin_source_reassembles_samples_split_across_reads() -> None:
     got = np.concatenate([b.samples for b in blocks if isinstance(b.samples, np.ndarray)])
     np.testing.assert_array_equal(got, pcm_to_float(pcm))
     assert source.start_time is not None and source.kind == "stdin"
+
+
+# -- publisher -----------------------------------------------------------------
+class _FakeLink:
+    """Records publishes; the test plays the broker's PUBACKs."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.sent: list[tuple[int, bytes]] = []  # (mid, payload)
+        self.callback: object = None
+
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False
+    ) -> object:
+        assert qos == 1 and not retain
+        mid = len(self.sent) + 1
+        self.sent.append((mid, payload if isinstance(payload, bytes) else payload.encode()))
+
+        class Info:
+            pass
+
+        info = Info()
+        info.mid = mid  # type: ignore[attr-defined]
+        return info
+
+    def on_published(self, callback: object) -> None:
+        self.callback = callback
+
+
+def test_publisher_window_order_and_delete_after_puback(tmp_path: Path) -> None:
+    from nurserycry.edge.publisher import Publisher
+
+    spool = Spool(tmp_path / "s.spool", 10**6)
+    stream = spool.state.stream
+    spool.append([(s, "t", b"m%d" % s) for s in range(10)], StreamState(stream, 10, 0, None))
+    link = _FakeLink()
+    pub = Publisher(spool, link, window=4)  # type: ignore[arg-type]
+    link.connected = False
+    pub.step()
+    assert link.sent == []  # nothing handed over while disconnected
+    link.connected = True
+    pub.step()
+    assert [p for _, p in link.sent] == [b"m0", b"m1", b"m2", b"m3"] and pub.inflight == 4
+    pub.step()
+    assert len(link.sent) == 4  # the window is full until PUBACKs arrive
+    callback = link.callback
+    assert callable(callback)
+    callback(2)  # PUBACK for m1 (out of order is fine)
+    callback(999)  # a PUBACK for something else (a clip, the birth message)
+    pub.step()
+    assert spool.depth == 9 and [m.seq for m in spool.peek(-1, 20)][:2] == [0, 2]
+    assert [p for _, p in link.sent][4:] == [b"m4"] and pub.sent == 1
+    for mid in range(1, 20):
+        callback(mid)
+        pub.step()
+    assert spool.depth == 0 and pub.wait_idle(0) and pub.sent == 10
+    assert [p for _, p in link.sent] == [b"m%d" % s for s in range(10)]  # in order, once
+    spool.close()
