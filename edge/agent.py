@@ -28,7 +28,7 @@ from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import EdgeStatus
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 
-from .clips import ClipBuffer, ClipService
+from .clips import ClipBuffer, ClipService, IgnoredCommands
 from .features import FeatureBuilder
 from .publisher import Publisher
 from .ring import Ring
@@ -61,6 +61,7 @@ class EdgeAgent:
         self.ring = Ring(max(1, int(settings.ring_seconds * source.rate)))
         self.builder: FeatureBuilder | None = None
         self.clips: ClipService | None = None
+        self._ignored = IgnoredCommands()
         command = self.topics.nursery(nursery, "command")
         if settings.clips:
             clip_topic = self.topics.nursery(nursery, "clip")
@@ -197,11 +198,7 @@ class EdgeAgent:
             self.publisher.notify()
 
     def _clips_off(self, topic: str, payload: bytes) -> None:
-        log.warning(
-            "ignored %r on %s: clips are off (turn on with --clips / NURSERYCRY_EDGE_CLIPS)",
-            payload[:40],
-            topic,
-        )
+        self._ignored.refuse(topic, payload, "clips are off (--clips / NURSERYCRY_EDGE_CLIPS)")
 
     # -- heartbeat ---------------------------------------------------------
     def status(self) -> EdgeStatus:

@@ -20,6 +20,7 @@ import io
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -89,6 +90,24 @@ def encode_clip(device: str, t0: float, pcm: npt.NDArray[np.int16], rate: int) -
     return RawClip(device=device, t0=t0, sample_rate=SAMPLE_RATE, data=out.getvalue())
 
 
+class IgnoredCommands:
+    """Counts refused commands; logs one warning per minute at most (a flood stays quiet)."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        self.count = 0
+        self.every_s = every_s
+        self._last = -float("inf")
+
+    def refuse(self, topic: str, payload: bytes, why: str) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            log.warning(
+                "ignored %r on %s: %s (%d ignored so far)", payload[:40], topic, why, self.count
+            )
+
+
 class ClipService:
     """Queue requests (from paho's thread) and answer them on its own thread."""
 
@@ -104,6 +123,7 @@ class ClipService:
         self._publish = publish
         self.default_s = default_s
         self.sent = 0
+        self.ignored = IgnoredCommands()
         self._requests: queue.Queue[float | None] = queue.Queue(maxsize=4)
         self._thread = threading.Thread(target=self._run, name="clips", daemon=True)
         self._thread.start()
@@ -111,12 +131,12 @@ class ClipService:
     def on_command(self, topic: str, payload: bytes) -> None:  # paho's thread
         seconds = parse_command(payload, self.default_s)
         if seconds is None:
-            log.warning("ignored command on %s: %r", topic, payload[:40])
+            self.ignored.refuse(topic, payload, "not 'clip' or 'clip SECONDS' (up to 60)")
             return
         try:
             self._requests.put_nowait(seconds)
         except queue.Full:
-            log.warning("clip request ignored: %d already waiting", self._requests.qsize())
+            self.ignored.refuse(topic, payload, "clip requests already waiting")
 
     def _run(self) -> None:
         while (seconds := self._requests.get()) is not None:
