@@ -83,7 +83,7 @@ class EdgeSettings(RoleSettings):
         100.0, ge=0.01, le=100_000, description="spool bound; beyond it the oldest go first"
     )
     spool_sync_s: float = Field(
-        0.0,
+        1.0,
         ge=0,
         le=60,
         description="0: every message on disk before it is sent; > 0: write-behind, only "

@@ -129,7 +129,10 @@ def test_broker_restart_mid_stream_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_sigkill_while_connected_then_restart_loses_nothing(tmp_path: Path) -> None:
-    """Killed mid-stream with messages in flight: they are resent (QoS 1), none lost."""
+    """Killed mid-stream with messages in flight: they are resent (QoS 1), none lost.
+
+    Write-through (``--spool-sync-s 0``): every message is on disk before it is sent.
+    (The write-behind default is covered by the full-spool test below.)"""
     broker = durable_broker(tmp_path / "mq")
     broker.start()
     audio = tone_noise(6.0, seed=23)
@@ -137,14 +140,17 @@ def test_sigkill_while_connected_then_restart_loses_nothing(tmp_path: Path) -> N
     spool = tmp_path / "s.spool"
     sub = Collector(broker, "nursery-10")
     first = start_edge(
-        edge_cmd(broker, "nursery-10", spool, "--file", str(wav)), tmp_path / "1.log"
+        edge_cmd(broker, "nursery-10", spool, "--file", str(wav), "--spool-sync-s", "0"),
+        tmp_path / "1.log",
     )
     try:
         assert sub.wait(lambda s: len(s.features) >= 4, 20)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         before = max(sub.seqs())
-        cmd = edge_cmd(broker, "nursery-10", spool, "--file", str(wav), "--fast")
+        cmd = edge_cmd(
+            broker, "nursery-10", spool, "--file", str(wav), "--fast", "--spool-sync-s", "0"
+        )
         second = start_edge(cmd, tmp_path / "2.log")
         assert wait_exit(second, 60) == 0, (tmp_path / "2.log").read_text()
         per_run = -(-compute_features(audio).n_frames // 25)
