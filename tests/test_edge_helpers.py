@@ -47,7 +47,9 @@ def durable_broker(workdir: Path) -> Mosquitto:
     broker = Mosquitto(workdir)
     broker.conf.write_text(
         f"listener {broker.port} 127.0.0.1\nallow_anonymous true\n"
-        f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n"
+        # as root, mosquitto would drop to user mosquitto, who cannot write here
+        + ("user root\n" if os.geteuid() == 0 else "")
+        + f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n"
         "log_dest stderr\nlog_type error\nlog_type warning\n"
     )
     return broker
