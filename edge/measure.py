@@ -115,33 +115,24 @@ def _wav(path: Path, seconds: float) -> Path:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args_in = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in args_in:
-        cut = args_in.index("--")
-        args_in, extra = args_in[:cut], args_in[cut + 1 :]
-    p = argparse.ArgumentParser(prog="python -m nurserycry.edge.measure", description=__doc__)
-    p.add_argument("--broker", required=True, help="mqtt://HOST:PORT (no TLS)")
-    p.add_argument("--nursery", default="measure")
-    p.add_argument("--seconds", type=float, default=60.0, help="measurement length")
-    p.add_argument("--warmup", type=float, default=5.0, help="seconds ignored at the start")
-    args = p.parse_args(args_in)
-    broker = MqttSettings(broker=args.broker)
+def measure(
+    broker_url: str, nursery: str, seconds: float, warmup: float, extra: Sequence[str] = ()
+) -> dict[str, float]:
+    """Run the agent through the relay for ``seconds`` after ``warmup``; the figures."""
+    broker = MqttSettings(broker=broker_url)
     relay = CountingRelay(broker.host, broker.port)
     with tempfile.TemporaryDirectory() as tmp:
-        if not extra:
-            extra = ["--file", str(_wav(Path(tmp) / "m.wav", args.warmup + args.seconds + 30))]
+        args = list(extra) or ["--file", str(_wav(Path(tmp) / "m.wav", warmup + seconds + 30))]
         cmd = [sys.executable, "-m", "nurserycry", "edge", "--broker"]
-        cmd += [f"mqtt://127.0.0.1:{relay.port}", "--nursery", args.nursery]
-        cmd += ["--spool", str(Path(tmp) / "spool"), "--log-level", "WARNING", *extra]
+        cmd += [f"mqtt://127.0.0.1:{relay.port}", "--nursery", nursery]
+        cmd += ["--spool", str(Path(tmp) / "spool"), "--log-level", "WARNING", *args]
         proc = subprocess.Popen(cmd)
         try:
-            time.sleep(args.warmup)
+            time.sleep(warmup)
             cpu0, up0, down0, t0 = _cpu_seconds(proc.pid), relay.up, relay.down, time.monotonic()
             disk0 = _disk_writes(proc.pid)
             rss_samples = []
-            while time.monotonic() - t0 < args.seconds and proc.poll() is None:
+            while time.monotonic() - t0 < seconds and proc.poll() is None:
                 time.sleep(1.0)
                 rss_samples.append(_rss_kib(proc.pid))
             elapsed = time.monotonic() - t0
@@ -154,12 +145,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             relay.close()
     rss = [r for r, _ in rss_samples] or [0]
     hwm = max((h for _, h in rss_samples), default=0)
+    return {
+        "seconds": elapsed,
+        "cpu_core_share": cpu / elapsed,
+        "rss_mib_mean": float(np.mean(rss)) / 1024,
+        "rss_mib_peak": hwm / 1024,
+        "up_bytes_per_s": up / elapsed,
+        "down_bytes_per_s": down / elapsed,
+        "disk_kib_per_s": disk / elapsed / 1024,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in args_in:
+        cut = args_in.index("--")
+        args_in, extra = args_in[:cut], args_in[cut + 1 :]
+    p = argparse.ArgumentParser(prog="python -m nurserycry.edge.measure", description=__doc__)
+    p.add_argument("--broker", required=True, help="mqtt://HOST:PORT (no TLS)")
+    p.add_argument("--nursery", default="measure")
+    p.add_argument("--seconds", type=float, default=60.0, help="measurement length")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds ignored at the start")
+    args = p.parse_args(args_in)
+    r = measure(args.broker, args.nursery, args.seconds, args.warmup, extra)
     sys.stdout.write(
-        f"over {elapsed:.1f} s: CPU {100 * cpu / elapsed:.1f} % of one core; "
-        f"RSS mean {np.mean(rss) / 1024:.1f} MiB, peak {hwm / 1024:.1f} MiB; "
-        f"agent->broker {up / elapsed:.0f} B/s, broker->agent {down / elapsed:.0f} B/s "
+        f"over {r['seconds']:.1f} s: CPU {100 * r['cpu_core_share']:.1f} % of one core; "
+        f"RSS mean {r['rss_mib_mean']:.1f} MiB, peak {r['rss_mib_peak']:.1f} MiB; "
+        f"agent->broker {r['up_bytes_per_s']:.0f} B/s, "
+        f"broker->agent {r['down_bytes_per_s']:.0f} B/s "
         f"(TCP payload bytes: MQTT headers, topics, payloads, acks, heartbeats); "
-        f"disk writes {disk / elapsed / 1024:.1f} KiB/s (spool)\n"
+        f"disk writes {r['disk_kib_per_s']:.1f} KiB/s (spool)\n"
     )
     return 0
 
