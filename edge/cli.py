@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from nurserycry.shared.config import ConfigError
+from nurserycry.shared.config import ConfigError, flag_overrides
 
 from .agent import EdgeAgent
 from .microphone import MicrophoneSource, list_devices
@@ -88,19 +88,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def load_settings(args: argparse.Namespace) -> EdgeSettings:
-    overrides: dict[str, Any] = {}
-    mqtt: dict[str, Any] = {}
-    for flag, (path, _text, _extra) in FLAGS.items():
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if value is None:
-            continue
-        head, _, tail = path.partition(".")
-        if tail:
-            mqtt[tail] = value
-        else:
-            overrides[head] = value
-    if mqtt:
-        overrides["mqtt"] = mqtt
+    values = {
+        path: getattr(args, flag[2:].replace("-", "_")) for flag, (path, _t, _e) in FLAGS.items()
+    }
+    overrides = flag_overrides(values)
     return EdgeSettings.load(args.config, **overrides)
 
 

@@ -39,7 +39,7 @@ def _pyaudio() -> Any:
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """ALSA and JACK print probing noise on fd 2 while PortAudio starts; hide it."""
     if log.isEnabledFor(logging.DEBUG):
         yield
@@ -59,7 +59,7 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 def _portaudio() -> Any:
-    with _quiet_stderr():
+    with quiet_stderr():
         return _pyaudio().PyAudio()
 
 

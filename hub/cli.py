@@ -16,9 +16,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from nurserycry.shared.config import ConfigError
+from nurserycry.shared.config import ConfigError, flag_overrides
 
 from .settings import HubSettings
 
@@ -65,19 +64,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def load_settings(args: argparse.Namespace) -> HubSettings:
-    overrides: dict[str, Any] = {}
-    mqtt: dict[str, Any] = {}
-    for flag, (path, _env, _text) in FLAGS.items():
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if value is None:
-            continue
-        head, _, tail = path.partition(".")
-        if tail:
-            mqtt[tail] = value
-        else:
-            overrides[head] = value
-    if mqtt:  # pydantic-settings deep-merges this with MQTT fields from env / file
-        overrides["mqtt"] = mqtt
+    values = {
+        path: getattr(args, flag[2:].replace("-", "_")) for flag, (path, _e, _t) in FLAGS.items()
+    }
+    # pydantic-settings deep-merges these with MQTT fields from env / file
+    overrides = flag_overrides(values)
     return HubSettings.load(args.config, **overrides)
 
 

@@ -9,10 +9,8 @@ publisher, paho) are as the edge module made them.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ import numpy.typing as npt
 
 from nurserycry.edge import sources
 from nurserycry.edge.agent import EdgeAgent
-from nurserycry.edge.microphone import MicrophoneSource
+from nurserycry.edge.microphone import MicrophoneSource, quiet_stderr
 from nurserycry.edge.settings import EdgeSettings
 from nurserycry.shared.config import MqttSettings
 
@@ -35,30 +33,13 @@ log = logging.getLogger(__name__)
 BLOCK_S = 0.1
 
 
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """PortAudio/ALSA print probing noise on fd 2; hide it while probing."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def microphone_available() -> bool:
     """PyAudio importable and at least one input device with a default input."""
     try:
         pyaudio = importlib.import_module("pyaudio")
     except ImportError:
         return False
-    with _quiet_stderr():
+    with quiet_stderr():
         pa = pyaudio.PyAudio()
         try:
             has_input = any(
@@ -117,7 +98,7 @@ class DemoEdge:
         if kind == "file":
             assert file is not None
             return sources.FileSource(file, fast=fast)
-        with _quiet_stderr():
+        with quiet_stderr():
             return MicrophoneSource()
 
     def start(self) -> None:

@@ -10,6 +10,7 @@ first: command-line flags, environment variables, a YAML or TOML file
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
@@ -130,6 +131,21 @@ class RoleSettings(BaseSettings):
             raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
         finally:
             _config_file.reset(token)
+
+
+def flag_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Command-line values keyed by dotted setting path (``"mqtt.broker"``) ->
+    nested overrides for :meth:`RoleSettings.load`; ``None`` (flag not given) is skipped."""
+    out: dict[str, Any] = {}
+    for path, value in values.items():
+        if value is None:
+            continue
+        *parents, leaf = path.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
 
 
 def describe(cls: type[BaseSettings], exc: ValidationError, config_file: Path | None) -> str:

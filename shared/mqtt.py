@@ -174,8 +174,6 @@ class MqttLink:
             _rc, mid = client.subscribe(topic_filter, qos)
             if mid is not None:
                 self._awaiting_suback.add(mid)
-        for topic, payload in self._birth:
-            client.publish(topic, payload, qos=1, retain=True)
         if not self._awaiting_suback:
             self._ready()
 
@@ -188,7 +186,10 @@ class MqttLink:
                 self._ready()
 
     def _ready(self) -> None:
-        """Connected and every subscription acknowledged: nothing sent to us is missed."""
+        """Connected and every subscription acknowledged: nothing sent to us is missed.
+        Only now say ``online`` (the birth messages), so "online" means "listening"."""
+        for topic, payload in self._birth:
+            self._client.publish(topic, payload, qos=1, retain=True)
         self._connected.set()
         for hook in self._on_connect_hooks:
             try:
