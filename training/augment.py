@@ -24,6 +24,7 @@ class AugmentConfig:
 
     rms_dbfs: tuple[float, float] = (-55.0, -12.0)  # gain: the level of the sound itself
     floor_dbfs: tuple[float, float] = (-95.0, -65.0)  # microphone self-noise
+    white_floor: bool = False  # white self-noise (cheaper) instead of random-coloured
     p_mix: float = 0.5  # a cry over a negative background / two negatives mixed
     mix_snr_db: tuple[float, float] = (0.0, 20.0)
     p_noise: float = 0.3  # coloured background noise

@@ -66,7 +66,7 @@ class ExampleConfig:
     positive_share: float = 0.4
     synthetic_share: float = 0.1  # generated hard negatives (synth.py)
     hard_negative_factor: float = 2.0
-    positive_crops: int = 2  # a cry excerpt is the louder of this many random crops
+    positive_crops: int = 1  # a cry excerpt is the loudest of this many random crops
     label_weights: dict[str, float] = field(default_factory=dict)  # e.g. unverified: 0.3
     label_map: dict[str, str] = field(default_factory=dict)  # e.g. unverified -> not_crying
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
@@ -182,7 +182,8 @@ class ExampleMaker:
         x = aug.set_level(x, level) if aug.rms_db(x) > -150 else x
         if rng.random() < a.p_noise:
             x = aug.add_noise(x, rng, level - rng.uniform(*a.noise_snr_db))
-        x = aug.add_floor(x, rng, rng.uniform(*a.floor_dbfs))
+        floor = rng.uniform(*a.floor_dbfs)
+        x = aug.add_floor(x, rng, floor) if a.white_floor else aug.add_noise(x, rng, floor)
         x = np.clip(x, -1.0, 1.0)
         codes = compute_features(x, rate, self.params).mel
         return codes, label, weight
