@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 METADATA_FILE: Final = "metadata.json"
 VARIANT_FILES: Final = {"int8": "model.tflite", "float32": "model_float32.tflite"}
 # Interpreters are kept for these batch sizes; a batch of n is split greedily
-# into them, so no call pays for padding or for reallocating tensors.
-_BATCH_SIZES: Final = (256, 64, 16, 4, 1)
+# into them, so no call pays for padding or for reallocating tensors. (Batches
+# above 64 windows were slower here: their activations spill out of the cache.)
+_BATCH_SIZES: Final = (64, 16, 4, 1)
 
 
 class ModelMismatchError(RuntimeError):
