@@ -34,6 +34,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "kernel": platform.release(),
+        "load_average_1m_at_end": os.getloadavg()[0],
     }
 
 
