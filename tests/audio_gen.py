@@ -32,7 +32,8 @@ def cry_like(rng: np.random.Generator, seconds: float, rate: int = 16_000) -> Wa
         out[pos:stop] = burst[: stop - pos]
         pos = stop + int(rate * rng.uniform(0.1, 0.3))
     out += 0.003 * rng.standard_normal(out.size)
-    return (0.3 * out / np.max(np.abs(out))).astype(np.float32)
+    wave: Wave = (0.3 * out / np.max(np.abs(out))).astype(np.float32)
+    return wave
 
 
 def not_cry(rng: np.random.Generator, seconds: float, rate: int = 16_000) -> Wave:
@@ -46,7 +47,8 @@ def not_cry(rng: np.random.Generator, seconds: float, rate: int = 16_000) -> Wav
         x = np.sin(2 * np.pi * rng.uniform(200, 3000) * t) + 0.01 * rng.standard_normal(n)
     else:
         x = np.sin(2 * np.pi * rng.uniform(50, 150) * t) + 0.3 * rng.standard_normal(n)
-    return (0.2 * x / np.max(np.abs(x))).astype(np.float32)
+    wave: Wave = (0.2 * x / np.max(np.abs(x))).astype(np.float32)
+    return wave
 
 
 def write(path: Path, wave: Wave, rate: int = 16_000) -> Path:

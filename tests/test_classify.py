@@ -37,12 +37,16 @@ class LoudIsCrying:
 
     def predict(self, mel_codes: npt.NDArray[np.int8]) -> npt.NDArray[np.float32]:
         level = decode_db(mel_codes).max(axis=2).mean(axis=1)
-        return (level > -70).astype(np.float32) * 0.98 + 0.01
+        p: npt.NDArray[np.float32] = (level > -70).astype(np.float32) * 0.98 + 0.01
+        return p
 
 
-def _scene(rng: np.random.Generator) -> np.ndarray:
+def _scene(rng: np.random.Generator) -> npt.NDArray[np.float32]:
     """4 s near-silence, 6 s cry-like sound, 4 s near-silence."""
-    quiet = lambda s: (1e-5 * rng.standard_normal(int(16_000 * s))).astype(np.float32)  # noqa: E731
+
+    def quiet(seconds: float) -> npt.NDArray[np.float32]:
+        return (1e-5 * rng.standard_normal(int(16_000 * seconds))).astype(np.float32)
+
     return np.concatenate([quiet(4), cry_like(rng, 6.0), quiet(4)])
 
 
@@ -114,7 +118,7 @@ def test_classify_errors_and_subprocess(tmp_path: Path) -> None:
         "import sys; from nurserycry.cli import main; rc = main(['classify', sys.argv[1]]); "
         "sys.exit(rc or 10 * ('tensorflow' in sys.modules))"
     )
-    proc = subprocess.run(
+    plain = subprocess.run(
         [sys.executable, "-c", script, str(path)], capture_output=True, check=False, timeout=120
     )
-    assert proc.returncode == 0, "classify imported TensorFlow (or failed)"
+    assert plain.returncode == 0, "classify imported TensorFlow (or failed)"

@@ -12,23 +12,6 @@ from nurserycry.shared.frontend import DEFAULT_PARAMS, compute_features
 
 from tests.audio_gen import cry_like, make_dataset
 
-# TensorFlow's own deprecation noise under warnings-as-errors, named narrowly.
-TF_WARNINGS = [
-    "ignore:.*np.object.*:DeprecationWarning",
-    "ignore:.*jax.xla_computation.*:DeprecationWarning",
-    "ignore::DeprecationWarning:tensorflow.*",
-    "ignore::DeprecationWarning:keras.*",
-    "ignore::DeprecationWarning:google.protobuf.*",
-    "ignore::UserWarning:tensorflow.lite.*",
-]
-
-
-def _tf_marks(func):  # type: ignore[no-untyped-def]
-    func = pytest.mark.train(func)
-    for spec in TF_WARNINGS:
-        func = pytest.mark.filterwarnings(spec)(func)
-    return func
-
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -62,15 +45,17 @@ def test_manifest_keeps_groups_and_splits_never_cut_them(tmp_path: Path) -> None
     manifest.write_text("\n".join(rows) + "\n")
     clips = read_manifest(manifest)
     assert clips[0].path == tmp_path / "a/0.wav"
-    for split in (split_by_group(clips, 0.25, seed=3), split_by_source(clips, ["src1"])):
-        train_groups = {clips[i].group for i in split.train}
-        val_groups = {clips[i].group for i in split.val}
-        assert split.val and split.train
+    for sp in (split_by_group(clips, 0.25, seed=3), split_by_source(clips, ["src1"])):
+        train_groups = {clips[i].group for i in sp.train}
+        val_groups = {clips[i].group for i in sp.val}
+        assert sp.val and sp.train
         assert not train_groups & val_groups
-        assert sorted(split.train + split.val) == list(range(len(clips)))
-    src = split_by_source(clips, ["src1"])
-    assert all(clips[i].source != "src1" for i in src.train)
-    assert all(not (clips[i].label == "crying" and clips[i].orig_sr == 16000) for i in src.train)
+        assert sorted(sp.train + sp.val) == list(range(len(clips)))
+    by_source = split_by_source(clips, ["src1"])
+    assert all(clips[i].source != "src1" for i in by_source.train)
+    assert all(
+        not (clips[i].label == "crying" and clips[i].orig_sr == 16000) for i in by_source.train
+    )
     with pytest.raises(ValueError, match="not in the data"):
         split_by_source(clips, ["nowhere"])
 
@@ -122,7 +107,7 @@ def test_clip_windows_match_the_frontend() -> None:
     assert clip_windows(wave[:4000], 50, 25).shape == (1, 50, 32)
 
 
-@_tf_marks
+@pytest.mark.train
 def test_tiny_training_exports_tflite_matching_keras(dataset: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
@@ -159,8 +144,8 @@ def test_tiny_training_exports_tflite_matching_keras(dataset: Path) -> None:
         raw = interp.get_tensor(out["index"])
         if out["dtype"] == np.int8:
             scale, zero = out["quantization"]
-            return (raw.astype(np.float32) - zero) * scale
-        return raw
+            return np.asarray((raw.astype(np.float32) - zero) * scale, np.float32)
+        return np.asarray(raw, np.float32)
 
     np.testing.assert_allclose(run(to_float32(model)), expected, atol=1e-5)
     int8 = run(to_int8(model, x))
@@ -170,7 +155,7 @@ def test_tiny_training_exports_tflite_matching_keras(dataset: Path) -> None:
     assert np.abs(int8 - expected).mean() < 0.02
 
 
-@_tf_marks
+@pytest.mark.train
 def test_train_command_writes_a_loadable_model_dir(dataset: Path, tmp_path: Path) -> None:
     from nurserycry.cli import main
     from nurserycry.hub.inference import CryModel

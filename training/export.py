@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,11 @@ def to_int8(model: Any, representative: npt.NDArray[np.float32]) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    content: bytes = converter.convert()
+    with warnings.catch_warnings():
+        # Raised for every int8-input model; the representative dataset sets the ranges.
+        warnings.filterwarnings(
+            "ignore", message="Statistics for quantized inputs were expected", category=UserWarning
+        )
+        content: bytes = converter.convert()
     log.info("int8 model: %d bytes", len(content))
     return content
