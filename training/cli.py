@@ -62,7 +62,7 @@ def train(argv: Sequence[str]) -> int:
     parser.add_argument("--examples-per-epoch", type=int, default=16_000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--width", type=int, default=24, help="channels of the first conv layer")
+    parser.add_argument("--width", type=int, default=32, help="channels of the first conv layer")
     parser.add_argument(
         "--unverified",
         choices=["negative", "exclude"],

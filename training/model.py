@@ -1,8 +1,8 @@
 """The model: a tiny depthwise-separable CNN over one window of log-mel frames.
 
 Input ``(window_frames, n_mels)`` float32 (``model_input``), output softmax over
-the labels. About 250k multiply-adds and 10k parameters at the defaults: well
-under 0.1 ms per window as an int8 TFLite model on one core.
+the labels. At width 32 (the default): about 1.6 M multiply-adds and 37k
+parameters, 66 kB as int8 TFLite, about 0.02-0.03 ms per window on one x86 core.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from keras import layers
 
 
 def build_model(
-    window_frames: int, n_mels: int, n_labels: int, width: int = 24, dropout: float = 0.2
+    window_frames: int, n_mels: int, n_labels: int, width: int = 32, dropout: float = 0.2
 ) -> Any:
     """A keras ``Model``; ``width`` is the channel count of the first stage."""
     inputs = keras.Input((window_frames, n_mels), name="mel")

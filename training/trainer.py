@@ -23,7 +23,7 @@ class TrainConfig:
     examples_per_epoch: int = 16_000
     batch_size: int = 64
     learning_rate: float = 3e-3
-    width: int = 24
+    width: int = 32
     dropout: float = 0.2
     seed: int = 0
     verbose: int = 1  # keras progress bar: 0 silent, 1 bar, 2 one line per epoch
