@@ -143,7 +143,11 @@ class _Runner:
 
 
 class CryModel:
-    """A loaded model: ``predict`` maps int8 windows to cry probabilities."""
+    """A loaded model: ``predict`` maps int8 windows to cry probabilities.
+
+    Not thread-safe (TFLite interpreters are not): use one instance per thread.
+    An empty batch ``(0, window_frames, n_mels)`` returns an empty result.
+    """
 
     def __init__(self, model_content: bytes, metadata: ModelMetadata, variant: str) -> None:
         metadata.check()
