@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Self, cast, get_args
 
 import numpy as np
@@ -11,12 +12,22 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 # A nursery (device) id is a single MQTT topic level: no '/', '+', '#', no
 # spaces, nothing a topic filter could be tricked with.
 NURSERY_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+_NURSERY_RE = re.compile(NURSERY_ID_PATTERN)
+
+
+def _nursery_id(value: str) -> str:
+    if not _NURSERY_RE.match(value):
+        raise ValueError(
+            f"{value[:60]!r} is not a usable nursery name: use lower-case letters, digits, "
+            "'-' and '_' (at most 48, starting with a letter or digit), e.g. 'nursery-1'"
+        )
+    return value
+
+
 NurseryId = Annotated[
     str,
-    Field(
-        pattern=NURSERY_ID_PATTERN,
-        description="lower-case letters, digits, '-' and '_', at most 48, e.g. 'nursery-1'",
-    ),
+    AfterValidator(_nursery_id),
+    Field(description="lower-case letters, digits, '-' and '_', at most 48, e.g. 'nursery-1'"),
 ]
 # Unix time in seconds; bounded to 2001..2100 to catch unset clocks and garbage.
 UnixTime = Annotated[float, Field(ge=1e9, le=4.1e9, description="Unix time, seconds")]
