@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class EpisodeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    on_threshold: float = Field(0.6, gt=0, lt=1, description="cry probability that counts as hot")
+    on_threshold: float = Field(0.8, gt=0, lt=1, description="cry probability that counts as hot")
     off_threshold: float = Field(
         0.35, gt=0, lt=1, description="probability that keeps an episode open"
     )
