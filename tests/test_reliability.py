@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nurserycry.hub.counters import COUNTER_NAMES
 from nurserycry.hub.inference import CryModel
 from nurserycry.hub.service import Hub
 from nurserycry.shared.config import MqttSettings
@@ -145,16 +146,8 @@ def _good_run(
 
 def _handled(hub: Hub) -> int:
     """Messages the hub rejected or recognised as replays."""
-    names = (
-        "rejected_malformed",
-        "rejected_oversize",
-        "rejected_version",
-        "rejected_shape",
-        "rejected_frontend",
-        "rejected_topic",
-        "duplicates",
-        "out_of_order",
-    )
+    names = [n for n in COUNTER_NAMES if n.startswith("rejected_")]
+    names += ["duplicates", "out_of_order"]
     return sum(hub.counters.get(k) for k in names)
 
 
