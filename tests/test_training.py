@@ -95,6 +95,33 @@ def test_augmentations_keep_length_and_band_limit_removes_the_top_band() -> None
         assert np.isfinite(wave).all() and 0.1 < np.abs(wave).max() <= 0.5 + 1e-6, name
 
 
+def test_speed_up_raises_pitch_and_keeps_length() -> None:
+    from nurserycry.training import augment as aug
+
+    rate, n = 16_000, 16_320
+    tone = np.sin(2 * np.pi * 200 * np.arange(3 * rate) / rate).astype(np.float32)
+    fast = aug.speed_up(tone, n, np.random.default_rng(0), 2.0)
+    assert fast.shape == (n,) and fast.dtype == np.float32
+    spectrum = np.abs(np.fft.rfft(fast[1000:-1000]))
+    peak_hz = np.argmax(spectrum) * rate / (n - 2000)
+    assert peak_hz == pytest.approx(400, abs=5)
+
+
+def test_voice_classes_train_as_their_own_label(dataset: Path) -> None:
+    from nurserycry.training.dataset import discover_folders
+    from nurserycry.training.examples import ExampleConfig, ExampleMaker
+
+    clips = discover_folders(dataset)
+    config = ExampleConfig(class_map={"tones": "voice"}, synthetic_share=0.5)
+    labels = sorted({config.label_of(c) for c in clips})
+    assert labels == ["crying", "not_crying", "voice"]
+    assert {config.label_of(c) for c in clips if c.cls == "noise"} == {"not_crying"}
+    waves = [np.zeros(16_000, np.float32) + 0.01 for _ in clips]
+    maker = ExampleMaker(clips, waves, labels, crying_label="crying", config=config)
+    assert labels[maker.other] == "not_crying"  # generated sounds are never "voice"
+    assert [labels[i] for i in maker.clip_label] == [config.label_of(c) for c in clips]
+
+
 def test_clip_windows_match_the_frontend() -> None:
     from nurserycry.training.examples import clip_windows, window_samples
 
@@ -204,3 +231,30 @@ def test_train_command_writes_a_loadable_model_dir(dataset: Path, tmp_path: Path
     ev = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
     assert ev["evaluation"]["windows"]["positives"] > 0
     assert "noise" in ev["evaluation"]["per_class"] and ev["evaluation"]["per_group"]
+
+
+@pytest.mark.train
+def test_a_run_is_reproducible_from_its_seed(dataset: Path) -> None:
+    from nurserycry.training.audio import load_waves
+    from nurserycry.training.dataset import discover_folders
+    from nurserycry.training.examples import ExampleConfig, ExampleMaker
+    from nurserycry.training.trainer import TrainConfig, train
+
+    clips = discover_folders(dataset)
+    waves = load_waves(clips)
+    config = ExampleConfig(voice_speedup=0.5)
+
+    def weights(seed: int) -> list[np.ndarray]:
+        maker = ExampleMaker(
+            clips, waves, ["crying", "not_crying"], crying_label="crying", config=config
+        )
+        cfg = TrainConfig(
+            epochs=2, examples_per_epoch=96, batch_size=32, width=8, verbose=0, seed=seed
+        )
+        model, _ = train(maker, cfg)
+        return [np.array(w) for w in model.get_weights()]
+
+    first, again, other = weights(3), weights(3), weights(4)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))

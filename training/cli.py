@@ -64,18 +64,37 @@ def train(argv: Sequence[str]) -> int:
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--width", type=int, default=32, help="channels of the first conv layer")
     parser.add_argument(
+        "--window-frames",
+        type=int,
+        default=50,
+        help="model input length in 20 ms frames (50 = 1.02 s); the hub follows the model",
+    )
+    parser.add_argument(
         "--unverified",
         choices=["negative", "exclude"],
         default="negative",
         help="use 'unverified' clips as low-weight negatives, or leave them out",
     )
     parser.add_argument("--unverified-weight", type=float, default=0.3)
+    parser.add_argument(
+        "--voice-class",
+        action="store_true",
+        help="train human non-cry voice (speech, song, laughter, cough...) as its own label "
+        "(a third output; measured no better than two labels, so off by default)",
+    )
+    parser.add_argument(
+        "--voice-speedup",
+        type=float,
+        default=0.3,
+        help="share of speech/laughter negatives sped up 1.3-2x into baby-like voice",
+    )
     parser.add_argument("--model-version", help="version string stored in the metadata")
     parser.add_argument("--save-keras", action="store_true", help="also write model.keras")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
 
+    from .examples import ExampleConfig
     from .pipeline import RunConfig, run
     from .trainer import TrainConfig
 
@@ -89,6 +108,8 @@ def train(argv: Sequence[str]) -> int:
         holdout_sources=tuple(args.holdout_source or DEFAULT_HOLDOUT_SOURCES),
         unverified=args.unverified,
         unverified_weight=args.unverified_weight,
+        voice_class=args.voice_class,
+        examples=ExampleConfig(window_frames=args.window_frames, voice_speedup=args.voice_speedup),
         model_version=args.model_version,
         save_keras=args.save_keras,
         train=TrainConfig(

@@ -59,6 +59,55 @@ HARD_NEGATIVE_CLASSES: Final = frozenset(
     }
 )
 
+# Human voice that is not a baby crying: with --voice-class these train as their
+# own label, so the model learns what sets a cry apart from speech, song and the like.
+VOICE_LABEL: Final = "voice"
+OTHER_LABEL: Final = "not_crying"
+VOICE_LABEL_CLASSES: Final = frozenset(
+    {
+        "baby_laugh",
+        "broadcast_speech",
+        "children_playing",
+        "cough",
+        "laughter",
+        "lullaby",
+        "moaning",
+        "nose_blowing",
+        "panting",
+        "screaming_adult",
+        "sigh",
+        "singing_adult",
+        "singing_adult_child",
+        "singing_child",
+        "singing_infant_directed",
+        "sneeze",
+        "speech",
+        "speech_adult",
+        "speech_adult_child",
+        "speech_adult_infant_directed",
+        "speech_child",
+        "spoken_digits",
+        "spoken_words",
+        "throat_clearing",
+        "yawn",
+    }
+)
+
+# Voices that, sped up 1.3-2x, make baby-like non-cry voice (laughing, babbling):
+# the data holds almost none of a baby's own. Not song, moans or screams, which
+# sped up come too close to a cry.
+SPEEDUP_CLASSES: Final = VOICE_LABEL_CLASSES - {
+    "children_playing",
+    "lullaby",
+    "moaning",
+    "nose_blowing",
+    "screaming_adult",
+    "singing_adult",
+    "singing_adult_child",
+    "singing_child",
+    "singing_infant_directed",
+}
+
 
 @dataclass(frozen=True)
 class ExampleConfig:
@@ -67,9 +116,15 @@ class ExampleConfig:
     synthetic_share: float = 0.1  # generated hard negatives (synth.py)
     hard_negative_factor: float = 2.0
     positive_crops: int = 1  # a cry excerpt is the loudest of this many random crops
+    voice_speedup: float = 0.0  # share of SPEEDUP_CLASSES negatives sped up 1.3-2x (pitch up)
     label_weights: dict[str, float] = field(default_factory=dict)  # e.g. unverified: 0.3
     label_map: dict[str, str] = field(default_factory=dict)  # e.g. unverified -> not_crying
+    class_map: dict[str, str] = field(default_factory=dict)  # class -> label, e.g. cough -> voice
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
+
+    def label_of(self, clip: Clip) -> str:
+        """The label a clip trains as: its class's label if mapped, else its own (mapped)."""
+        return self.class_map.get(clip.cls) or self.label_map.get(clip.label, clip.label)
 
 
 def window_samples(window_frames: int, params: FrontendParams = DEFAULT_PARAMS) -> int:
@@ -109,7 +164,7 @@ class ExampleMaker:
         self.cfg, self.params, self.labels = config, params, list(labels)
         self.n = window_samples(config.window_frames, params)
         self.waves = waves
-        self.clip_label = [self.labels.index(config.label_map.get(c.label, c.label)) for c in clips]
+        self.clip_label = [self.labels.index(config.label_of(c)) for c in clips]
         self.clip_weight = np.array([config.label_weights.get(c.label, 1.0) for c in clips])
         self.cry = self.labels.index(crying_label)
         pos = [i for i, lab in enumerate(self.clip_label) if lab == self.cry]
@@ -121,7 +176,9 @@ class ExampleMaker:
             np.array(neg),
             self._probs(clips, waves, neg, config.hard_negative_factor),
         )
-        self.other = next(i for i in range(len(self.labels)) if i != self.cry)
+        others = [i for i in range(len(self.labels)) if i != self.cry]
+        self.other = next((i for i in others if self.labels[i] == OTHER_LABEL), others[0])
+        self.voice = np.array([c.cls in SPEEDUP_CLASSES for c in clips])
 
     @staticmethod
     def _probs(
@@ -156,7 +213,8 @@ class ExampleMaker:
             # The louder of `positive_crops` excerpts: a cry clip's pauses make
             # windows that hold no cry, and the label should mean "a cry is in here".
             crops = [aug.crop(self.waves[i], self.n, rng) for _ in range(self.cfg.positive_crops)]
-            label, weight, x = self.cry, float(self.clip_weight[i]), max(crops, key=aug.rms_db)
+            x = max(crops, key=aug.rms_db)
+            label, weight = self.cry, float(self.clip_weight[i])
             p_band = a.p_band_positive
         elif rng.random() < self.cfg.synthetic_share:
             label, weight = self.other, 1.0
@@ -164,11 +222,11 @@ class ExampleMaker:
             p_band = a.p_band_negative
         else:
             i = int(rng.choice(self.neg, p=self.neg_p))
-            label, weight, x = (
-                self.clip_label[i],
-                float(self.clip_weight[i]),
-                aug.crop(self.waves[i], self.n, rng),
-            )
+            label, weight = self.clip_label[i], float(self.clip_weight[i])
+            if self.voice[i] and rng.random() < self.cfg.voice_speedup:
+                x = aug.speed_up(self.waves[i], self.n, rng, rng.uniform(1.3, 2.0))
+            else:
+                x = aug.crop(self.waves[i], self.n, rng)
             p_band = a.p_band_negative
         x = aug.set_level(x, 0.0) if aug.rms_db(x) > -150 else x
         if rng.random() < a.p_mix:

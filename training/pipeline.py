@@ -19,7 +19,13 @@ from . import plots
 from .audio import load_waves
 from .dataset import Clip, load_clips, summarise
 from .evaluate import evaluate_clips
-from .examples import ExampleConfig, ExampleMaker, clip_windows
+from .examples import (
+    VOICE_LABEL,
+    VOICE_LABEL_CLASSES,
+    ExampleConfig,
+    ExampleMaker,
+    clip_windows,
+)
 from .export import to_float32, to_int8
 from .metadata import build_metadata, write_metadata, write_model_dir
 from .splits import DEFAULT_HOLDOUT_SOURCES, Split, no_split, split_by_group, split_by_source
@@ -41,6 +47,7 @@ class RunConfig:
     crying_label: str = "crying"
     unverified: str = "negative"  # negative (low weight) | exclude
     unverified_weight: float = 0.3
+    voice_class: bool = False  # human non-cry voice trains as its own label, "voice"
     hop_frames: int = 25
     model_version: str | None = None
     save_keras: bool = False  # also write model.keras (to resume or inspect; not shipped)
@@ -68,15 +75,17 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     split = make_split(clips, cfg)
     log.info("split %s: %s", split.name, split.summary(clips))
     label_map = {"unverified": "not_crying"} if cfg.unverified == "negative" else {}
-    labels = sorted({label_map.get(c.label, c.label) for c in clips})
+    class_map = dict.fromkeys(sorted(VOICE_LABEL_CLASSES), VOICE_LABEL) if cfg.voice_class else {}
     ex_cfg = ExampleConfig(
         **{
             **asdict(cfg.examples),
             "augment": cfg.examples.augment,
             "label_map": label_map,
+            "class_map": class_map,
             "label_weights": {"unverified": cfg.unverified_weight},
         }
     )
+    labels = sorted({ex_cfg.label_of(c) for c in clips})
     tr_clips = [clips[i] for i in split.train]
     tr_waves = [waves[i] for i in split.train]
     maker = ExampleMaker(tr_clips, tr_waves, labels, crying_label=cfg.crying_label, config=ex_cfg)
@@ -88,7 +97,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         vx = model_input(np.concatenate(wins))
         vy = np.concatenate(
             [
-                np.full(len(w), labels.index(label_map.get(c.label, c.label)))
+                np.full(len(w), labels.index(ex_cfg.label_of(c)))
                 for c, w in zip(val_clips, wins, strict=True)
             ]
         ).astype(np.int64)
@@ -101,7 +110,8 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         "split": split.summary(clips),
         "unverified": f"{cfg.unverified} (loss weight {cfg.unverified_weight})",
         "train_config": asdict(cfg.train),
-        "examples": {k: v for k, v in asdict(ex_cfg).items() if k != "augment"},
+        "examples": {k: v for k, v in asdict(ex_cfg).items() if k not in ("augment", "class_map")},
+        "class_map": class_map,
         "augment": asdict(ex_cfg.augment),
         "generated_negatives": sorted(GENERATORS),
         "seconds": round(time.time() - started),
