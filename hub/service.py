@@ -32,6 +32,7 @@ from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import EdgeStatus, HubStatus, NurseryState
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 
+from .clips import ClipCollector
 from .counters import Counters, RateLimitedWarnings
 from .edges import Edges
 from .engine import Engine, HubModel, Outputs
@@ -105,6 +106,17 @@ class Hub:
             self.engine.crying_seconds = self.history.crying_seconds
         self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(settings.queue_size)
         self._listeners: list[Callable[[Outputs], None]] = []
+        self.clips: ClipCollector | None = None
+        if settings.clips_dir is not None:
+            self.clips = ClipCollector(
+                self.link,
+                self.topics,
+                settings.clips_dir,
+                seconds=settings.clip_seconds,
+                keep=settings.clips_keep,
+                counters=self.counters,
+            )
+            self._listeners.append(self.clips.on_outputs)
         self._new_model: HubModel | None = None
         self._lock = threading.Lock()
         self._states: dict[str, NurseryState] = {}
@@ -125,6 +137,8 @@ class Hub:
         self.link.subscribe(topics.hub("command"), enqueue, qos=1)
         self.link.subscribe(topics.ha_status, enqueue, qos=1)
         self.link.on_connect(lambda: self._enqueue(_RECONNECTED, b""))
+        if self.clips is not None:
+            self.clips.start()
         self._t_start = time.monotonic()
         self._thread.start()
         if self.influx is not None:

@@ -68,6 +68,16 @@ class HubSettings(RoleSettings):
         60, gt=0, le=36_500, description="local history older than this is deleted"
     )
 
+    clips_dir: Path | None = Field(
+        None,
+        description="keep a clip of every alert here (the edge must have clips on too); "
+        "unset: no clips are asked for",
+    )
+    clip_seconds: float = Field(
+        30, ge=1, le=60, description="seconds of audio up to the alert to ask the edge for"
+    )
+    clips_keep: int = Field(200, ge=1, le=100_000, description="clips kept per nursery")
+
     detector: DetectorConfig = Field(
         default_factory=DetectorConfig,
         description="labels and episode rule for every nursery (window/hop come from the model)",

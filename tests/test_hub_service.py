@@ -11,9 +11,14 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
+from nurserycry.edge.clips import encode_clip
 from nurserycry.hub.service import Hub
+from nurserycry.shared.config import MqttSettings
+from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import EdgeStatus, EpisodeEvent, HubStatus, NurseryState
 
 from tests.servers import Mosquitto, VictoriaMetrics
@@ -276,5 +281,50 @@ def test_edge_offline_ends_an_open_episode(
         )
         assert hub.snapshot().edges_online == {"n1": False}
     finally:
+        edge.stop()
+        hub.stop()
+
+
+def test_an_alert_asks_the_edge_for_a_clip_and_keeps_it(
+    mosquitto: Mosquitto, watcher: Watcher, tmp_path: Path
+) -> None:
+    folder = tmp_path / "clips"
+    hub = start_hub(tmp_path, mosquitto, clips_dir=folder, clip_seconds=4, clips_keep=2)
+    edge = Edge(mosquitto, "n1")
+    rate = 16_000
+    pcm = (np.sin(np.arange(4 * rate) / 8) * 8000).astype(np.int16)
+
+    def answer(_topic: str, command: bytes) -> None:  # what the edge's ClipService does
+        if command == b"clip 4":
+            clip = encode_clip("n1", T0, pcm, rate)
+            responder.publish("nurserycry/n1/clip", clip.encode(), qos=1)
+
+    responder = MqttLink(MqttSettings(broker=mosquitto.url), "edge-n1-commands")
+    responder.subscribe("nurserycry/n1/command", answer, qos=1)
+    responder.start()
+    assert responder.wait_connected(10)  # subscribed before any alert
+    try:
+        for seq in range(8):
+            edge.send(seq, crying=True)
+        started = EpisodeEvent.decode(watcher.wait("nurserycry/n1/event", 1)[0])
+        assert started.alert
+        wait_for(lambda: list(folder.glob("n1/*.flac")), what="a stored clip")
+        (path,) = folder.glob("n1/*.flac")
+        assert path.name == f"20260921T141320_{started.episode_id}.flac"
+        samples, got_rate = soundfile.read(path, dtype="int16")
+        assert got_rate == rate and samples.size == pcm.size
+        np.testing.assert_allclose(samples, pcm, atol=1)
+        # Bad clips are refused and counted; the hub goes on.
+        edge.raw("nurserycry/n1/clip", b"not json")
+        edge.raw("nurserycry/n1/clip", encode_clip("n2", T0, pcm, rate).encode())
+        for k in range(1, 3):  # two more: only the newest `clips_keep` stay
+            edge.raw("nurserycry/n1/clip", encode_clip("n1", T0 + 60 * k, pcm, rate).encode())
+        wait_for(lambda: hub.counters.get("clips_stored") == 3, what="3 clips stored")
+        wait_for(lambda: hub.counters.get("clips_rejected") == 2, what="2 clips rejected")
+        names = sorted(p.name for p in folder.glob("n1/*.flac"))
+        assert names == ["20260921T141420_request.flac", "20260921T141520_request.flac"]
+        assert hub.counters.get("clips_requested") == 1
+    finally:
+        responder.stop()
         edge.stop()
         hub.stop()

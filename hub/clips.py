@@ -1,0 +1,107 @@
+"""Clips of what raised an alert: the edge's last seconds of audio, kept as FLAC.
+
+Off unless ``clips_dir`` is set, and the edge answers only when its own ``clips``
+setting is on: raw audio leaves the nursery only when both sides opt in.
+
+When an episode starts with an alert, the hub sends ``clip SECONDS`` on
+``{prefix}/N/command``; the edge's pre-roll buffer then holds the onset and what
+came before it. The edge answers on ``{prefix}/N/clip`` with a ``RawClip``, which
+is written to ``clips_dir/N/<UTC start>_<episode id>.flac``; beyond ``clips_keep``
+files per nursery the oldest are deleted. A parent listens to these to see what
+woke the alarm, and, sorted into ``crying/`` and ``not_crying/`` folders, they are
+training data for ``nurserycry train`` (a model of their own nursery's sounds).
+
+Threads: requests go out from the hub's processing thread (an output listener);
+clips arrive on paho's thread and are checked and written there (one small file,
+no network).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+from pathlib import Path
+
+from nurserycry.shared.mqtt import MqttLink
+from nurserycry.shared.schemas import MessageError, RawClip
+from nurserycry.shared.topics import Topics
+
+from .counters import Counters, RateLimitedWarnings
+from .engine import Outputs
+
+log = logging.getLogger(__name__)
+
+_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class ClipCollector:
+    """Ask for a clip on every alert and store the clips that come back."""
+
+    def __init__(
+        self,
+        link: MqttLink,
+        topics: Topics,
+        folder: Path,
+        *,
+        seconds: float,
+        keep: int,
+        counters: Counters,
+    ) -> None:
+        self.link, self.topics, self.folder = link, topics, folder
+        self.seconds, self.keep, self.counters = seconds, keep, counters
+        self._asked: dict[str, str] = {}  # nursery -> episode id of the last request
+        self._lock = threading.Lock()
+        self._warn = RateLimitedWarnings(log)
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.link.subscribe(self.topics.all_nurseries("clip"), self.on_clip, qos=1)
+
+    def on_outputs(self, out: Outputs) -> None:  # the processing thread
+        for record in out.events:
+            event = record.event
+            if event.event != "started" or not event.alert:
+                continue
+            with self._lock:
+                self._asked[event.device] = event.episode_id
+            self.link.publish(
+                self.topics.nursery(event.device, "command"),
+                f"clip {self.seconds:g}".encode(),
+                qos=1,
+            )
+            self.counters.add("clips_requested")
+
+    def on_clip(self, topic: str, payload: bytes) -> None:  # paho's thread
+        parsed = self.topics.parse(topic)
+        try:
+            clip = RawClip.decode(payload)
+            if parsed is None or clip.device != parsed[0]:
+                raise MessageError(f"device {clip.device!r} does not match the topic")
+        except MessageError as exc:
+            self.counters.add("clips_rejected")
+            self._warn.warn(("clip", topic), "rejected clip on %s: %s", topic, exc.reason)
+            return
+        with self._lock:
+            episode = self._asked.pop(clip.device, "request")
+        try:
+            path = self._write(clip, episode)
+        except OSError as exc:
+            self.counters.add("clips_failed")
+            self._warn.warn(("clip-write",), "could not store a clip: %s", exc)
+            return
+        self.counters.add("clips_stored")
+        log.info("stored a clip from %s: %s", clip.device, path)
+
+    def _write(self, clip: RawClip, episode: str) -> Path:
+        folder = self.folder / _SAFE.sub("_", clip.device)
+        folder.mkdir(parents=True, exist_ok=True)
+        start = dt.datetime.fromtimestamp(clip.t0, dt.UTC).strftime("%Y%m%dT%H%M%S")
+        path = folder / f"{start}_{_SAFE.sub('_', episode)}.flac"
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(clip.data)
+        tmp.replace(path)
+        for old in sorted(folder.glob("*.flac"))[: -self.keep]:
+            old.unlink(missing_ok=True)
+        return path
