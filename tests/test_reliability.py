@@ -210,16 +210,15 @@ def durable_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     # run as root, mosquitto drops privileges to user mosquitto, which cannot
     # enter pytest's private tmp dirs: keep the invoking user for this store
     user = "root" if os.geteuid() == 0 else ""
-    broker = Mosquitto(
-        tmp_path / "mqtt",
-        f"allow_anonymous true\nuser {user}\npersistence true\n"
-        if user
-        else "allow_anonymous true\npersistence true\n"
-        f"persistence_location {store}/\nautosave_interval 1\nautosave_on_changes true\n",
+    conf = (
+        "allow_anonymous true\npersistence true\n"
+        f"persistence_location {store}/\nautosave_interval 1\nautosave_on_changes true\n"
     )
+    broker = Mosquitto(tmp_path / "mqtt", conf + (f"user {user}\n" if user else ""))
     broker.start()
     yield broker
     broker.stop()
+    assert (store / "mosquitto.db").is_file(), "the broker kept its state somewhere else"
 
 
 def _edge(broker: Mosquitto, spool: Path) -> subprocess.Popen[bytes]:
