@@ -22,9 +22,11 @@ import datetime as dt
 import logging
 import re
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
-from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import MessageError, RawClip
 from nurserycry.shared.topics import Topics
 
@@ -34,6 +36,17 @@ from .engine import Outputs
 log = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
+ANSWER_S = 60.0
+
+
+class Link(Protocol):
+    """The two things the collector needs of an MQTT client (``MqttLink`` has them)."""
+
+    def subscribe(
+        self, topic_filter: str, handler: Callable[[str, bytes], None], qos: int = 1
+    ) -> None: ...
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0) -> object: ...
 
 
 class ClipCollector:
@@ -41,7 +54,7 @@ class ClipCollector:
 
     def __init__(
         self,
-        link: MqttLink,
+        link: Link,
         topics: Topics,
         folder: Path,
         *,
@@ -51,7 +64,9 @@ class ClipCollector:
     ) -> None:
         self.link, self.topics, self.folder = link, topics, folder
         self.seconds, self.keep, self.counters = seconds, keep, counters
-        self._asked: dict[str, str] = {}  # nursery -> episode id of the last request
+        # nursery -> (episode id, monotonic time) of the last request; a clip that comes
+        # later than ANSWER_S (an edge with clips off never answers) is not that episode's
+        self._asked: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._warn = RateLimitedWarnings(log)
 
@@ -65,7 +80,7 @@ class ClipCollector:
             if event.event != "started" or not event.alert:
                 continue
             with self._lock:
-                self._asked[event.device] = event.episode_id
+                self._asked[event.device] = (event.episode_id, time.monotonic())
             self.link.publish(
                 self.topics.nursery(event.device, "command"),
                 f"clip {self.seconds:g}".encode(),
@@ -84,7 +99,9 @@ class ClipCollector:
             self._warn.warn(("clip", topic), "rejected clip on %s: %s", topic, exc.reason)
             return
         with self._lock:
-            episode = self._asked.pop(clip.device, "request")
+            episode, asked_at = self._asked.pop(clip.device, ("request", -ANSWER_S))
+        if time.monotonic() - asked_at > ANSWER_S:
+            episode = "request"
         try:
             path = self._write(clip, episode)
         except OSError as exc:
