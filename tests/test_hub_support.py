@@ -68,7 +68,7 @@ def features(
     stream: str = "abcdef01",
     frames: int = FRAMES_PER_MESSAGE,
     frontend: str = FRONTEND,
-    n_mels: int = 32,
+    n_mels: int = DEFAULT_PARAMS.n_mels,
     t0: float = T0,
 ) -> AudioFeatures:
     code = CRY_CODE if crying else QUIET_CODE

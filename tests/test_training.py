@@ -12,6 +12,8 @@ from nurserycry.shared.frontend import DEFAULT_PARAMS, compute_features
 
 from tests.audio_gen import cry_like, make_dataset
 
+MELS = DEFAULT_PARAMS.n_mels
+
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -129,9 +131,9 @@ def test_clip_windows_match_the_frontend() -> None:
     wave = cry_like(np.random.default_rng(2), 3.0)
     wins = clip_windows(wave, 50, 25)
     mel = compute_features(wave).mel
-    assert wins.dtype == np.int8 and wins.shape == (1 + (mel.shape[0] - 50) // 25, 50, 32)
+    assert wins.dtype == np.int8 and wins.shape == (1 + (mel.shape[0] - 50) // 25, 50, MELS)
     np.testing.assert_array_equal(wins[1], mel[25:75])
-    assert clip_windows(wave[:4000], 50, 25).shape == (1, 50, 32)
+    assert clip_windows(wave[:4000], 50, 25).shape == (1, 50, MELS)
 
 
 @pytest.mark.train
@@ -158,7 +160,7 @@ def test_tiny_training_exports_tflite_matching_keras(dataset: Path) -> None:
     def run(content: bytes) -> np.ndarray:
         interp = Interpreter(model_content=content, num_threads=1)
         inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-        interp.resize_tensor_input(inp["index"], [len(x), 50, 32])
+        interp.resize_tensor_input(inp["index"], [len(x), 50, MELS])
         interp.allocate_tensors()
         inp = interp.get_input_details()[0]
         if inp["dtype"] == np.int8:
@@ -225,7 +227,7 @@ def test_train_command_writes_a_loadable_model_dir(dataset: Path, tmp_path: Path
     assert model.metadata.labels == ["crying", "not_crying"]
     assert model.metadata.frontend_hash == DEFAULT_PARAMS.hash
     assert model.metadata.metrics["split"] == "group"
-    p = model.predict(np.zeros((3, 50, 32), np.int8))
+    p = model.predict(np.zeros((3, 50, MELS), np.int8))
     assert p.shape == (3,) and ((p >= 0) & (p <= 1)).all()
     assert main(["evaluate", str(out), str(dataset), "--out", str(tmp_path / "ev")]) == 0
     ev = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
