@@ -33,6 +33,21 @@ def test_discover_folders_labels_classes_groups(dataset: Path) -> None:
     }
 
 
+def test_added_data_folders_keep_their_own_groups_and_source(dataset: Path, tmp_path: Path) -> None:
+    from nurserycry.training.dataset import load_clips
+    from nurserycry.training.splits import split_by_source
+
+    mine = make_dataset(tmp_path / "my-nursery", per_label=2, seed=3)
+    clips = load_clips(dataset, extra_dirs=[mine])
+    added = [c for c in clips if c.source == "my-nursery"]
+    assert len(clips) == 16 and len(added) == 4
+    assert all(c.group.startswith("my-nursery:") for c in added)
+    assert {c.group for c in added}.isdisjoint({c.group for c in clips if c not in added})
+    assert len({c.key for c in clips}) == 16
+    split = split_by_source(clips, ("my-nursery",), positive_orig_sr=None)
+    assert sorted(split.val) == sorted(clips.index(c) for c in added)
+
+
 def test_manifest_keeps_groups_and_splits_never_cut_them(tmp_path: Path) -> None:
     from nurserycry.training.dataset import read_manifest
     from nurserycry.training.splits import split_by_group, split_by_source
@@ -205,6 +220,8 @@ def test_train_command_writes_a_loadable_model_dir(dataset: Path, tmp_path: Path
         "8",
         "--val-fraction",
         "0.34",
+        "--add-data",
+        str(make_dataset(tmp_path / "mine", per_label=1, seed=4)),
         "--quiet",
     ]
     assert main(argv) == 0
@@ -222,6 +239,8 @@ def test_train_command_writes_a_loadable_model_dir(dataset: Path, tmp_path: Path
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["split"]["name"] == "group"
+    assert report["training"]["data"]["clips"] == 14  # 12 + 2 added
+    assert report["training"]["data"]["sources"]["mine"]["clips"] == 2
     assert set(report["evaluation"]["windows"]) >= {"precision", "recall", "f1", "roc_auc"}
     model = CryModel.load(out)
     assert model.metadata.labels == ["crying", "not_crying"]

@@ -34,6 +34,15 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="CSV with path,label[,cls,group,...] (default: DATA_DIR/manifest.csv if present)",
     )
+    parser.add_argument(
+        "--add-data",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another folder of labelled audio (label folders or a manifest.csv), e.g. your "
+        "nursery's clips of alerts sorted into crying/ and not_crying/ (repeatable)",
+    )
     parser.add_argument("--cache", type=Path, help="folder to cache decoded audio in")
     parser.add_argument(
         "--split",
@@ -103,6 +112,7 @@ def train(argv: Sequence[str]) -> int:
         data_dir=args.data_dir,
         out=args.out,
         manifest=args.manifest,
+        extra_dirs=tuple(args.add_data),
         cache_dir=args.cache,
         split=args.split,
         val_fraction=args.val_fraction,
@@ -168,7 +178,7 @@ def evaluate(argv: Sequence[str]) -> int:
 
     out = args.out or args.model_dir / "evaluation"
     try:
-        clips = load_clips(args.data_dir, args.manifest)
+        clips = load_clips(args.data_dir, args.manifest, args.add_data)
         cfg = RunConfig(
             data_dir=args.data_dir,
             out=out,

@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -90,16 +91,43 @@ def read_manifest(manifest: Path, data_dir: Path | None = None) -> list[Clip]:
     return clips
 
 
-def load_clips(data_dir: Path, manifest: Path | None = None) -> list[Clip]:
-    """A manifest if given (or ``data_dir/manifest.csv`` exists), else the folders."""
+def load_clips(
+    data_dir: Path, manifest: Path | None = None, extra_dirs: Sequence[Path] = ()
+) -> list[Clip]:
+    """A manifest if given (or ``data_dir/manifest.csv`` exists), else the folders;
+    then the clips of each of ``extra_dirs`` (see :func:`added_clips`)."""
     if manifest is None and (data_dir / "manifest.csv").is_file():
         manifest = data_dir / "manifest.csv"
     clips = (
         read_manifest(manifest, data_dir) if manifest is not None else discover_folders(data_dir)
     )
+    for extra in extra_dirs:
+        clips += added_clips(extra)
     counts = Counter(c.label for c in clips)
     log.info("%d clips: %s", len(clips), dict(sorted(counts.items())))
     return clips
+
+
+def added_clips(folder: Path) -> list[Clip]:
+    """The clips of one more data folder (its manifest or its label folders), e.g. a
+    nursery's own clips of alerts sorted into ``crying/`` and ``not_crying/``.
+
+    Their groups, keys and (unless a manifest names one) source are prefixed with the
+    folder's name, so they never merge with groups of the main data; a source split
+    keeps them on the training side unless ``--holdout-source`` names them.
+    """
+    manifest = folder / "manifest.csv"
+    found = read_manifest(manifest, folder) if manifest.is_file() else discover_folders(folder)
+    name = folder.resolve().name
+    return [
+        replace(
+            c,
+            group=f"{name}:{c.group}",
+            source=c.source or name,
+            extra={**c.extra, "relpath": f"{name}/{c.key}"},
+        )
+        for c in found
+    ]
 
 
 def summarise(clips: list[Clip]) -> dict[str, object]:

@@ -40,6 +40,7 @@ class RunConfig:
     data_dir: Path
     out: Path
     manifest: Path | None = None
+    extra_dirs: tuple[Path, ...] = ()  # more data folders (``--add-data``)
     cache_dir: Path | None = None
     split: str = "group"  # group | source | none
     val_fraction: float = 0.2
@@ -68,7 +69,7 @@ def make_split(clips: list[Clip], cfg: RunConfig) -> Split:
 def run(cfg: RunConfig) -> dict[str, Any]:
     """Train, export and evaluate; returns the report also written to ``out/report.json``."""
     started = time.time()
-    clips = load_clips(cfg.data_dir, cfg.manifest)
+    clips = load_clips(cfg.data_dir, cfg.manifest, cfg.extra_dirs)
     if cfg.unverified == "exclude":
         clips = [c for c in clips if c.label != "unverified"]
     waves = load_waves(clips, cfg.cache_dir)
