@@ -241,6 +241,7 @@ def test_train_command_writes_a_loadable_model_dir(dataset: Path, tmp_path: Path
     assert report["training"]["split"]["name"] == "group"
     assert report["training"]["data"]["clips"] == 14  # 12 + 2 added
     assert report["training"]["data"]["sources"]["mine"]["clips"] == 2
+    assert report["training"]["data"]["sources"]["mine"]["minutes"] == 0.1  # 2 x 3 s
     assert set(report["evaluation"]["windows"]) >= {"precision", "recall", "f1", "roc_auc"}
     model = CryModel.load(out)
     assert model.metadata.labels == ["crying", "not_crying"]

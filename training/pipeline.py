@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from nurserycry.hub.inference import CryModel
 from nurserycry.shared.detector import DetectorConfig
-from nurserycry.shared.frontend import model_input
+from nurserycry.shared.frontend import SAMPLE_RATE, model_input
 
 from . import plots
 from .audio import load_waves
@@ -73,6 +73,10 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     if cfg.unverified == "exclude":
         clips = [c for c in clips if c.label != "unverified"]
     waves = load_waves(clips, cfg.cache_dir)
+    clips = [  # folders, unlike a manifest, do not say how long their clips are
+        c if c.duration_s else replace(c, duration_s=round(w.size / SAMPLE_RATE, 3))
+        for c, w in zip(clips, waves, strict=True)
+    ]
     split = make_split(clips, cfg)
     log.info("split %s: %s", split.name, split.summary(clips))
     label_map = {"unverified": "not_crying"} if cfg.unverified == "negative" else {}
