@@ -32,11 +32,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nurserycry.hub.classify import StreamResult, detect
-from nurserycry.hub.inference import CryModel
-from nurserycry.shared.detector import DetectorConfig
+from nurserycry.shared.detector import DetectorConfig, StreamResult, detect
 from nurserycry.shared.episodes import EpisodeConfig, EpisodeTracker
 from nurserycry.shared.frontend import compute_features
+from nurserycry.shared.model import CryModel
 from nurserycry.training import metrics
 from nurserycry.training.audio import load_waves
 from nurserycry.training.dataset import CRYING, load_clips

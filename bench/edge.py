@@ -4,7 +4,7 @@
 
 Starts mosquitto on loopback and runs ``nurserycry edge`` streaming a
 generated 16 kHz WAV at real-time pace through a counting TCP relay
-(``nurserycry.edge.measure``): every byte on the wire is counted (MQTT
+(``bench.edge_measure``): every byte on the wire is counted (MQTT
 headers, topics, payloads, PUBACKs, heartbeats). Once with the default
 write-behind spool and once write-through (``--spool-sync-s 0``).
 """
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import write
-from nurserycry.edge.measure import _wav, measure
+from bench.edge_measure import _wav, measure
 
 from tests.servers import Mosquitto
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import timeit, write
-from nurserycry.hub.inference import VARIANT_FILES, CryModel, default_model_dir
+from nurserycry.shared.model import VARIANT_FILES, CryModel, default_model_dir
 
 
 def _model(variant: str, model_dir: Path | None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Each file is read with soundfile, turned into frames by the edge's
 :class:`~nurserycry.shared.frontend.StreamingFrontend`, cut into windows and
 tracked into episodes by :class:`~nurserycry.shared.detector.NurseryDetector`
-(the hub's own logic) and scored by :class:`~nurserycry.hub.inference.CryModel`.
+(the hub's own logic) and scored by :class:`~nurserycry.shared.model.CryModel`.
 One JSON line per file goes to stdout::
 
     {"path": "...", "duration_s": 7.0, "windows": 13, "cry_probability_max": 0.98,
@@ -21,96 +21,26 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
-
-import numpy as np
-import numpy.typing as npt
 
 # ruff: noqa: T201  (a command: its output is printed)
 import soundfile as sf
 
-from nurserycry.shared.detector import DetectorConfig, NurseryDetector
-from nurserycry.shared.episodes import Episode, EpisodeChange
-from nurserycry.shared.frontend import Features, StreamingFrontend
-
-from .inference import CryModel, Scorer
+from nurserycry.shared.detector import DetectorConfig, detect, stream_file
+from nurserycry.shared.model import CryModel
 
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES: Final = {".wav", ".flac", ".ogg"}
-_CHUNK_S: Final = 0.5  # stream the file in half-second chunks, like the edge
-
-
-@dataclass
-class StreamResult:
-    """Window scores and episodes of one stream."""
-
-    t_end: npt.NDArray[np.float64]
-    probabilities: npt.NDArray[np.float32]
-    episodes: list[Episode] = field(default_factory=list)
-
-    @property
-    def alert(self) -> bool:
-        return any(e.alert for e in self.episodes)
-
-
-def detect(
-    chunks: Iterable[Features], model: Scorer, config: DetectorConfig | None = None
-) -> StreamResult:
-    """Run frames (in any chunking) through the hub's detector and ``model``."""
-    detector = NurseryDetector(config)
-    frame_s = detector.assembler.params.hop_length / detector.assembler.params.sample_rate
-    ends: list[float] = []
-    probs: list[float] = []
-    episodes: dict[int, Episode] = {}
-
-    def record(changes: list[EpisodeChange]) -> None:
-        for change in changes:
-            episodes[change.episode.index] = change.episode
-
-    index = 0
-    for feats in chunks:
-        if feats.n_frames == 0:
-            continue
-        windows, changes = detector.push(feats.mel, feats.level, index * frame_s, index)
-        record(changes)
-        index += feats.n_frames
-        if not windows:
-            continue
-        p = model.predict(np.stack([w.mel for w in windows]))
-        for window, prob in zip(windows, p, strict=True):
-            record(detector.score(window, float(prob)).changes)
-            ends.append(window.t_end)
-            probs.append(float(prob))
-    record(detector.finish())
-    return StreamResult(
-        np.array(ends, np.float64),
-        np.array(probs, np.float32),
-        [episodes[k] for k in sorted(episodes)],
-    )
-
-
-def stream_file(path: Path, chunk_s: float = _CHUNK_S) -> Iterator[Features]:
-    """A file's frames, computed chunk by chunk by the edge's streaming frontend."""
-    with sf.SoundFile(str(path)) as fh:
-        frontend = StreamingFrontend(int(fh.samplerate))
-        block = max(1, int(fh.samplerate * chunk_s))
-        while True:
-            data = fh.read(block, dtype="float32", always_2d=True)
-            last = data.shape[0] < block
-            yield frontend.process(np.ascontiguousarray(data.mean(axis=1)), last=last)
-            if last:
-                return
 
 
 def classify_file(
-    path: Path, model: Scorer, config: DetectorConfig | None = None
+    path: Path, model: CryModel, config: DetectorConfig | None = None
 ) -> dict[str, Any]:
-    """The JSON record for one file."""
-    result = detect(stream_file(path), model, config)
+    """The JSON record for one file, its frames computed with the model's own frontend."""
+    result = detect(stream_file(path, model.params), model, config, model.params)
     p = result.probabilities
     duration = float(sf.info(str(path)).duration)
     return {
@@ -164,9 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"nurserycry classify: {exc}", file=sys.stderr)
         return 2
-    config = DetectorConfig(
-        window_frames=model.metadata.window_frames, hop_frames=model.metadata.hop_frames
-    )
+    config = model.metadata.detector_config()
     status = 0
     for path in files:
         try:

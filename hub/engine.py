@@ -25,10 +25,10 @@ import numpy.typing as npt
 
 from nurserycry.shared.detector import DetectorConfig, NurseryDetector, Window
 from nurserycry.shared.episodes import EpisodeChange
+from nurserycry.shared.model import ModelMetadata
 from nurserycry.shared.schemas import EpisodeEvent, Label, NurseryState
 
 from .counters import Counters
-from .inference import ModelMetadata
 from .ingest import Accepted
 
 log = logging.getLogger(__name__)

@@ -121,7 +121,7 @@ def load_watched(
 ) -> tuple[HubModel, ModelWatcher[HubModel]]:
     """Load ``directory`` (default: the shipped model) with ``loader`` (default:
     ``CryModel.load``) and a watcher (not started yet) that reloads it."""
-    from .inference import CryModel, default_model_dir  # noqa: PLC0415 (TFLite on demand)
+    from nurserycry.shared.model import CryModel, default_model_dir  # noqa: PLC0415 (TFLite on demand)
 
     directory = directory or default_model_dir()
     load: Callable[[Path], HubModel] = loader or CryModel.load

@@ -18,7 +18,7 @@ from nurserycry import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "edge": ("nurserycry.edge.cli:main", "capture audio and publish features over MQTT"),
     "hub": ("nurserycry.hub.cli:main", "run the model on every nursery's features"),
-    "demo": ("nurserycry.hub.demo:main", "broker, hub and edge in one process, on a live view"),
+    "demo": ("nurserycry.demo.cli:main", "broker, hub and edge in one process, on a live view"),
     "report": ("nurserycry.hub.report:main", "draw a night's timeline (misery meter) as PNG"),
     "train": ("nurserycry.training.cli:train", "train a model from folders of labelled audio"),
     "evaluate": ("nurserycry.training.cli:evaluate", "evaluate a model on labelled audio"),

@@ -8,14 +8,17 @@ nurseries) and hands each score back to :meth:`~NurseryDetector.score`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from .episodes import EpisodeChange, EpisodeConfig, EpisodeTracker
-from .frontend import DEFAULT_PARAMS, FrontendParams, decode_db
+from .episodes import Episode, EpisodeChange, EpisodeConfig, EpisodeTracker
+from .frontend import DEFAULT_PARAMS, Features, FrontendParams, StreamingFrontend, decode_db
 from .schemas.detection import Label
 
 
@@ -132,3 +135,84 @@ class NurseryDetector:
 
     def finish(self) -> list[EpisodeChange]:
         return self.tracker.finish()
+
+
+class Scorer(Protocol):
+    """Anything that turns windows of wire codes into cry probabilities."""
+
+    def predict(self, mel_codes: npt.NDArray[np.int8]) -> npt.NDArray[np.float32]: ...
+
+
+@dataclass
+class StreamResult:
+    """Window scores and episodes of one stream."""
+
+    t_end: npt.NDArray[np.float64]
+    probabilities: npt.NDArray[np.float32]
+    episodes: list[Episode] = field(default_factory=list)
+
+    @property
+    def alert(self) -> bool:
+        return any(e.alert for e in self.episodes)
+
+
+def detect(
+    chunks: Iterable[Features],
+    model: Scorer,
+    config: DetectorConfig | None = None,
+    params: FrontendParams = DEFAULT_PARAMS,
+) -> StreamResult:
+    """Run frames (in any chunking) through the hub's detector and ``model``.
+
+    ``params`` are the frontend parameters the frames were computed with: a
+    loaded model's own (``CryModel.params``), never silently the defaults."""
+    detector = NurseryDetector(config, params)
+    frame_s = params.hop_length / params.sample_rate
+    ends: list[float] = []
+    probs: list[float] = []
+    episodes: dict[int, Episode] = {}
+
+    def record(changes: list[EpisodeChange]) -> None:
+        for change in changes:
+            episodes[change.episode.index] = change.episode
+
+    index = 0
+    for feats in chunks:
+        if feats.n_frames == 0:
+            continue
+        windows, changes = detector.push(feats.mel, feats.level, index * frame_s, index)
+        record(changes)
+        index += feats.n_frames
+        if not windows:
+            continue
+        p = model.predict(np.stack([w.mel for w in windows]))
+        for window, prob in zip(windows, p, strict=True):
+            record(detector.score(window, float(prob)).changes)
+            ends.append(window.t_end)
+            probs.append(float(prob))
+    record(detector.finish())
+    return StreamResult(
+        np.array(ends, np.float64),
+        np.array(probs, np.float32),
+        [episodes[k] for k in sorted(episodes)],
+    )
+
+
+STREAM_CHUNK_S: Final = 0.5  # files are streamed in half-second chunks, like the edge
+
+
+def stream_file(
+    path: Path, params: FrontendParams = DEFAULT_PARAMS, chunk_s: float = STREAM_CHUNK_S
+) -> Iterator[Features]:
+    """A file's frames, computed chunk by chunk by the edge's streaming frontend."""
+    import soundfile as sf  # noqa: PLC0415 (an extra's library, only for files)
+
+    with sf.SoundFile(str(path)) as fh:
+        frontend = StreamingFrontend(int(fh.samplerate), params)
+        block = max(1, int(fh.samplerate * chunk_s))
+        while True:
+            data = fh.read(block, dtype="float32", always_2d=True)
+            last = data.shape[0] < block
+            yield frontend.process(np.ascontiguousarray(data.mean(axis=1)), last=last)
+            if last:
+                return

@@ -13,8 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nurserycry.cli import main
-from nurserycry.hub.classify import detect, stream_file
-from nurserycry.shared.detector import DetectorConfig
+from nurserycry.shared.detector import DetectorConfig, detect, stream_file
 from nurserycry.shared.frontend import compute_features, decode_db
 
 from tests.audio_gen import cry_like, not_cry, write
@@ -122,3 +121,37 @@ def test_classify_errors_and_subprocess(tmp_path: Path) -> None:
         [sys.executable, "-c", script, str(path)], capture_output=True, check=False, timeout=120
     )
     assert plain.returncode == 0, "classify imported TensorFlow (or failed)"
+
+
+def test_classify_computes_features_with_the_models_own_frontend(tmp_path: Path) -> None:
+    """A model trained on another frontend (24 bands, 40 frames/s) is fed its own
+    frames, never the defaults' (the latent bug of the default parameters)."""
+    from typing import cast
+
+    from nurserycry.hub.classify import classify_file
+    from nurserycry.shared.frontend import DEFAULT_PARAMS, FrontendParams
+    from nurserycry.shared.model import CryModel
+
+    params = FrontendParams(n_mels=24, hop_length=400, win_length=800)
+    assert params.hash != DEFAULT_PARAMS.hash
+    seen: list[tuple[int, ...]] = []
+
+    class OtherFrontendModel:
+        def __init__(self) -> None:
+            self.params = params
+            self.metadata = self
+
+        def detector_config(self) -> DetectorConfig:
+            return DetectorConfig(window_frames=40, hop_frames=20)
+
+        def predict(self, mel_codes: npt.NDArray[np.int8]) -> npt.NDArray[np.float32]:
+            seen.append(mel_codes.shape)
+            return LoudIsCrying().predict(mel_codes)
+
+    path = write(tmp_path / "cry.wav", cry_like(np.random.default_rng(1), 6.0))
+    model = OtherFrontendModel()
+    record = classify_file(path, cast(CryModel, model), model.detector_config())
+    assert seen and all(shape[1:] == (40, 24) for shape in seen)
+    # 6 s at 40 frames/s: 239 frames, so 10 windows of 1 s every 0.5 s
+    assert record["windows"] == 10
+    assert record["alert"] is True

@@ -17,10 +17,10 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from nurserycry.hub.demo import DemoSettings, choose_source
-from nurserycry.hub.demo_broker import BrokerStartError, EmbeddedBroker
-from nurserycry.hub.demo_view import Board, summary_line
-from nurserycry.hub.scene import CRY_LABEL, SCENE_LABEL, generate_scene
+from nurserycry.demo.broker import BrokerStartError, EmbeddedBroker
+from nurserycry.demo.cli import DemoSettings, choose_source
+from nurserycry.demo.scene import CRY_LABEL, SCENE_LABEL, generate_scene
+from nurserycry.demo.view import Board, summary_line
 from nurserycry.shared.config import ConfigError
 from nurserycry.shared.frontend import compute_features, decode_db
 from nurserycry.shared.schemas import EpisodeEvent

@@ -284,7 +284,7 @@ def test_bad_config_exits_nonzero_with_a_readable_message(
 
 def test_wire_bytes_per_second_of_audio_within_budget(mosquitto: Mosquitto, tmp_path: Path) -> None:
     """Everything the agent sends (MQTT framing included) per second of audio: <= 4 KB."""
-    from nurserycry.edge.measure import CountingRelay
+    from bench.edge_measure import CountingRelay
 
     seconds = 20.0
     wav = write_wav(tmp_path / "a.wav", tone_noise(seconds, seed=9))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nurserycry.hub.inference import default_model_dir
+from nurserycry.shared.model import default_model_dir
 
 from tests.servers import Mosquitto, VictoriaMetrics
 from tests.test_hub_support import Edge, Watcher

@@ -17,10 +17,10 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from nurserycry.hub.inference import ModelMetadata
 from nurserycry.hub.settings import HubSettings
 from nurserycry.shared.config import MqttSettings
 from nurserycry.shared.frontend import DEFAULT_PARAMS
+from nurserycry.shared.model import ModelMetadata
 from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import AudioFeatures
 

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nurserycry.hub.counters import COUNTER_NAMES
-from nurserycry.hub.inference import CryModel
 from nurserycry.hub.service import Hub
 from nurserycry.shared.config import MqttSettings
+from nurserycry.shared.model import CryModel
 from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import AudioFeatures, Detection, MessageError
 

@@ -202,7 +202,7 @@ def test_tiny_training_exports_tflite_matching_keras(dataset: Path) -> None:
 @pytest.mark.train
 def test_train_command_writes_a_loadable_model_dir(dataset: Path, tmp_path: Path) -> None:
     from nurserycry.cli import main
-    from nurserycry.hub.inference import CryModel
+    from nurserycry.shared.model import CryModel
 
     out = tmp_path / "model"
     argv = [

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nurserycry.hub.inference import ModelMetadata
+from nurserycry.shared.model import ModelMetadata
 
 from .dataset import load_clips, summarise
 

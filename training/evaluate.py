@@ -1,6 +1,6 @@
 """Score labelled clips with a model through the hub's own detector; build the report.
 
-Every clip goes through :func:`nurserycry.hub.classify.detect` (frontend frames ->
+Every clip goes through :func:`nurserycry.shared.detector.detect` (frontend frames ->
 windows -> model -> episode logic), so these figures are what the hub would do.
 """
 
@@ -15,9 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from nurserycry.hub.classify import StreamResult, detect
-from nurserycry.hub.inference import Scorer
-from nurserycry.shared.detector import DetectorConfig
+from nurserycry.shared.detector import DetectorConfig, Scorer, StreamResult, detect
 from nurserycry.shared.frontend import DEFAULT_PARAMS, compute_features
 
 from . import metrics

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from nurserycry import __version__
-from nurserycry.hub.inference import METADATA_FILE, VARIANT_FILES, ModelMetadata
 from nurserycry.shared.frontend import DEFAULT_PARAMS, FrontendParams
+from nurserycry.shared.model import METADATA_FILE, VARIANT_FILES, ModelMetadata
 
 
 def build_metadata(

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from nurserycry.hub.inference import CryModel
 from nurserycry.shared.detector import DetectorConfig
 from nurserycry.shared.frontend import SAMPLE_RATE, model_input
+from nurserycry.shared.model import CryModel
 
 from . import plots
 from .audio import load_waves

@@ -1,6 +1,6 @@
 """Measure the edge agent: bytes on the wire, CPU share of one core, memory.
 
-    python -m nurserycry.edge.measure --broker mqtt://HOST:PORT [--seconds 60] \\
+    python -m bench.edge_measure --broker mqtt://HOST:PORT [--seconds 60] \\
         [-- AGENT ARGS e.g. --device 1]
 
 Runs ``nurserycry edge`` as a child process whose MQTT connection goes
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in args_in:
         cut = args_in.index("--")
         args_in, extra = args_in[:cut], args_in[cut + 1 :]
-    p = argparse.ArgumentParser(prog="python -m nurserycry.edge.measure", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.edge_measure", description=__doc__)
     p.add_argument("--broker", required=True, help="mqtt://HOST:PORT (no TLS)")
     p.add_argument("--nursery", default="measure")
     p.add_argument("--seconds", type=float, default=60.0, help="measurement length")

@@ -2,7 +2,8 @@
 
 A model directory holds ``model.tflite`` (full-integer int8, the default),
 ``model_float32.tflite`` and ``metadata.json`` (:class:`ModelMetadata`). The
-package ships one in ``nurserycry/hub/models/default``.
+package ships one in ``nurserycry/hub/models/default`` (package data of the hub,
+which runs it; training writes such directories, classify and the hub load them).
 
 :class:`CryModel` takes windows of int8 wire codes, exactly what the edge
 sends, applies :func:`nurserycry.shared.frontend.model_input` itself and runs
@@ -17,13 +18,14 @@ import importlib.resources
 import json
 import logging
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from nurserycry.shared.frontend import FrontendParams, model_input
+from .detector import DetectorConfig
+from .frontend import FrontendParams, model_input
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,12 @@ class ModelMetadata(BaseModel):
     def frontend_params(self) -> FrontendParams:
         return FrontendParams.from_dict(self.frontend)
 
+    def detector_config(self, base: DetectorConfig | None = None) -> DetectorConfig:
+        """``base`` (default settings if None) with this model's window and hop."""
+        fields = (base or DetectorConfig()).model_dump()
+        fields.update(window_frames=self.window_frames, hop_frames=self.hop_frames)
+        return DetectorConfig.model_validate(fields)
+
     def check(self) -> None:
         """Raise ``ValueError`` if the metadata contradicts itself."""
         if self.crying_label not in self.labels:
@@ -80,12 +88,6 @@ class ModelMetadata(BaseModel):
         meta = cls.model_validate(json.loads((model_dir / METADATA_FILE).read_text()))
         meta.check()
         return meta
-
-
-class Scorer(Protocol):
-    """Anything that turns windows of wire codes into cry probabilities."""
-
-    def predict(self, mel_codes: npt.NDArray[np.int8]) -> npt.NDArray[np.float32]: ...
 
 
 def default_model_dir() -> Path:

@@ -1,7 +1,7 @@
 """``nurserycry demo``: broker, hub and edge agent in one process, on a live terminal view.
 
 Nothing needs to be installed or running: an embedded amqtt broker listens on
-loopback (:mod:`.demo_broker`), the real :class:`~nurserycry.hub.service.Hub`
+loopback (:mod:`.broker`), the real :class:`~nurserycry.hub.service.Hub`
 runs with the shipped model and a SQLite history in a temporary directory, and
 a real :class:`~nurserycry.edge.agent.EdgeAgent` publishes features from:
 
@@ -17,7 +17,7 @@ written and one summary line per nursery names the episodes found, e.g.
 
 Threads, on purpose: the broker's asyncio loop in its own thread, paho's loops,
 the hub's processing thread and the edge agent's threads as they are; the
-main thread only redraws the view (:mod:`.demo_view`) and decides when to stop.
+main thread only redraws the view (:mod:`.view`) and decides when to stop.
 """
 
 from __future__ import annotations
@@ -39,16 +39,16 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from rich.console import Console
 
+from nurserycry.hub.report import render_timeline
+from nurserycry.hub.service import Hub
+from nurserycry.hub.settings import HubSettings
 from nurserycry.shared.config import ConfigError, MqttSettings, RoleSettings
 from nurserycry.shared.schemas.types import NurseryId
 
-from .demo_broker import BrokerStartError, EmbeddedBroker
-from .demo_edge import DemoEdge, microphone_available
-from .demo_view import Board, LiveView, setup_logging, summary_line
-from .report import render_timeline
+from .broker import BrokerStartError, EmbeddedBroker
+from .edge import DemoEdge, microphone_available
 from .scene import generate_scene
-from .service import Hub
-from .settings import HubSettings
+from .view import Board, LiveView, setup_logging, summary_line
 
 log = logging.getLogger(__name__)
 

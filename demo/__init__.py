@@ -1,0 +1,1 @@
+"""NurseryCry demo: broker, hub and edge in one process, on a live view."""
