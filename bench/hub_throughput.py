@@ -113,8 +113,8 @@ def run(mode: str, nurseries: int, messages: int) -> dict[str, Any]:
             None,
             mqtt={"broker": broker.url},
             client_id="bench-hub",
-            history_db=Path(tmp) / "history.sqlite",
-            influx_spool=Path(tmp) / "spool.sqlite",
+            history={"db": Path(tmp) / "history.sqlite"},
+            influx={"spool": Path(tmp) / "spool.sqlite"},
         )
         expected = nurseries * (messages - 1)
         if mode == "drain":  # register the persistent session, then go away

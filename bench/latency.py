@@ -96,8 +96,8 @@ def run(data: Path, nurseries: int, cries: int, seed: int) -> dict[str, Any]:
                 None,
                 mqtt={"broker": broker.url},
                 client_id="bench-hub",
-                history_db=Path(tmp) / "h.sqlite",
-                influx_spool=Path(tmp) / "s.sqlite",
+                history={"db": Path(tmp) / "h.sqlite"},
+                influx={"spool": Path(tmp) / "s.sqlite"},
             )
         )
         hub.start()

@@ -35,102 +35,30 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 from rich.console import Console
 
 from nurserycry.hub.report import render_timeline
 from nurserycry.hub.service import Hub
-from nurserycry.hub.settings import HubSettings
-from nurserycry.shared.config import ConfigError, MqttSettings, RoleSettings
-from nurserycry.shared.schemas.types import NurseryId
+from nurserycry.hub.settings import HistorySettings, HubSettings, InfluxSettings
+from nurserycry.shared.config import ConfigError, MqttSettings
+from nurserycry.shared.settings_cli import build_parser, settings_or_exit_code
 
 from .broker import BrokerStartError, EmbeddedBroker
 from .edge import DemoEdge, microphone_available
 from .scene import generate_scene
+from .settings import DemoSettings
 from .view import Board, LiveView, setup_logging, summary_line
 
 log = logging.getLogger(__name__)
 
-Source = Literal["auto", "microphone", "file", "scene"]
-
-
-class DemoSettings(RoleSettings):
-    """Everything ``nurserycry demo`` can be told (env prefix ``NURSERYCRY_DEMO_``)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="NURSERYCRY_DEMO_", extra="forbid", env_nested_delimiter="__"
-    )
-
-    file: Path | None = Field(None, description="WAV/FLAC file to play instead of a microphone")
-    duration: float | None = Field(
-        None, gt=0, le=7 * 24 * 3600, description="stop after this many seconds (wall clock)"
-    )
-    fast: bool = Field(False, description="play a file or the scene as fast as possible")
-    source: Source = Field("auto", description="auto | microphone | file | scene")
-    nursery: NurseryId = Field("demo", description="the demo nursery's name")
-    port: int = Field(0, ge=0, le=65535, description="embedded broker port (0: a free one)")
-    data_dir: Path | None = Field(None, description="keep the history here (default: temporary)")
-    timeline: Path | None = Field(
-        Path("nurserycry-demo.png"), description="PNG of the night's timeline written at the end"
-    )
-    no_timeline: bool = Field(False, description="do not write the timeline PNG")
-    model: Path | None = Field(None, description="model directory (default: the shipped model)")
-    seed: int = Field(7, ge=0, description="seed of the generated scene")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-
-FLAGS: dict[str, tuple[str, str]] = {
-    "--file": ("file", "WAV/FLAC file to play (default: microphone, else the generated scene)"),
-    "--duration": ("duration", "stop after SECONDS of wall-clock time"),
-    "--source": ("source", "auto (default) | microphone | file | scene"),
-    "--nursery": ("nursery", "nursery name shown and published (default: demo)"),
-    "--port": ("port", "embedded broker port on 127.0.0.1 (default: a free one)"),
-    "--data-dir": ("data_dir", "keep the hub's history and the edge spool here"),
-    "--timeline": ("timeline", "PNG written at the end (default: nurserycry-demo.png)"),
-    "--model": ("model", "model directory (default: the shipped model)"),
-    "--seed": ("seed", "seed of the generated scene"),
-    "--log-level": ("log_level", "DEBUG, INFO (default), WARNING, ERROR"),
-}
-METAVARS = {
-    "file": "PATH",
-    "duration": "SECONDS",
-    "data_dir": "DIR",
-    "timeline": "PNG",
-    "model": "DIR",
-}
-SWITCHES: dict[str, tuple[str, str]] = {
-    "--fast": ("fast", "play a file or the scene as fast as possible"),
-    "--no-timeline": ("no_timeline", "do not write the timeline PNG"),
-}
-
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="nurserycry demo",
-        description="An embedded broker, the hub with the shipped model and a local edge "
-        "agent in one process, on a live terminal view. Needs no broker, database or "
-        "sound card.",
-        epilog="Every option also has an environment form NURSERYCRY_DEMO_<NAME>, e.g. "
-        "NURSERYCRY_DEMO_DURATION=30.",
+    return build_parser(
+        DemoSettings,
+        "nurserycry demo",
+        "An embedded broker, the hub with the shipped model and a local edge agent in one "
+        "process, on a live terminal view. Needs no broker, database or sound card.",
     )
-    p.add_argument("--config", type=Path, metavar="PATH", help="YAML/TOML file with these settings")
-    for flag, (name, text) in FLAGS.items():
-        p.add_argument(
-            flag,
-            dest=name,
-            metavar=METAVARS.get(name, name.upper()),
-            help=f"{text} [NURSERYCRY_DEMO_{name.upper()}]",
-        )
-    for flag, (name, text) in SWITCHES.items():
-        p.add_argument(
-            flag,
-            dest=name,
-            action="store_const",
-            const=True,
-            help=f"{text} [NURSERYCRY_DEMO_{name.upper()}]",
-        )
-    return p
 
 
 def choose_source(
@@ -138,7 +66,10 @@ def choose_source(
 ) -> Literal["microphone", "file", "scene"]:
     if settings.source != "auto":
         if settings.source == "file" and settings.file is None:
-            raise ConfigError("--source file needs --file PATH")
+            raise ConfigError(
+                "--source file needs --file PATH "
+                "(NURSERYCRY_DEMO_SOURCE=file needs NURSERYCRY_DEMO_FILE)"
+            )
         return settings.source
     if settings.file is not None:
         return "file"
@@ -162,11 +93,10 @@ def main(argv: Sequence[str]) -> int:
         args = parser().parse_args(list(argv))
     except SystemExit as exc:  # --help, or a malformed option (argparse printed why)
         return exc.code if isinstance(exc.code, int) else 2
-    flags = {k: v for k, v in vars(args).items() if k != "config"}
+    settings = settings_or_exit_code(DemoSettings, args, "nurserycry demo")
+    if isinstance(settings, int):
+        return settings
     try:
-        settings = DemoSettings.load(args.config, **flags)
-        if settings.file is not None and not settings.file.is_file():
-            raise ConfigError(f"audio file not found: {settings.file}")
         probe = settings.source == "auto" and settings.file is None
         kind = choose_source(settings, probe and microphone_available())
     except ConfigError as exc:
@@ -192,10 +122,8 @@ def _hub_settings(settings: DemoSettings, url: str, data_dir: Path) -> HubSettin
         mqtt=MqttSettings(broker=url),
         client_id="nurserycry-demo-hub",
         model=settings.model,
-        influx_url=None,
-        influx_spool=data_dir / "influx-spool.sqlite",
-        history="on",
-        history_db=data_dir / "history.sqlite",
+        influx=InfluxSettings(url=None, spool=data_dir / "influx-spool.sqlite"),
+        history=HistorySettings(mode="on", db=data_dir / "history.sqlite"),
         state_interval_s=1.0,
     )
 

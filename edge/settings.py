@@ -13,11 +13,12 @@ import os
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from nurserycry.shared.config import MqttSettings, RoleSettings
+from nurserycry.shared.config import MQTT_SHORTCUTS, MqttSettings, RoleSettings
 from nurserycry.shared.schemas import NurseryId
+from nurserycry.shared.settings_errors import conflict
 
 
 def default_data_dir() -> Path:
@@ -32,7 +33,10 @@ class EdgeSettings(RoleSettings):
     """Everything ``nurserycry edge`` can be told."""
 
     model_config = SettingsConfigDict(
-        env_prefix="NURSERYCRY_EDGE_", extra="forbid", env_nested_delimiter="__"
+        env_prefix="NURSERYCRY_EDGE_",
+        extra="forbid",
+        env_nested_delimiter="__",
+        cli_shortcuts=MQTT_SHORTCUTS,
     )
 
     nursery: NurseryId = Field(description="this nursery's name: its MQTT topic level")
@@ -40,7 +44,7 @@ class EdgeSettings(RoleSettings):
     client_id: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="MQTT client id (default: nurserycry-edge-<nursery>)",
+        description="MQTT client id (unset: nurserycry-edge-<nursery>)",
     )
 
     # -- the audio source --------------------------------------------------
@@ -48,39 +52,39 @@ class EdgeSettings(RoleSettings):
         None, max_length=200, description="PyAudio input device: index or part of its name"
     )
     file: Path | None = Field(None, description="WAV/FLAC file to stream instead of a microphone")
-    fast: bool = Field(False, description="with --file: as fast as possible, not real time")
+    fast: bool = Field(False, description="with file: as fast as possible, not real time")
     start_time: float | None = Field(
-        None, ge=1e9, le=4.1e9, description="with --file: capture time of its first sample"
+        None, ge=1e9, le=4.1e9, description="with file: Unix time of its first sample"
     )
     stdin: bool = Field(False, description="read raw s16le PCM from standard input")
     rate: int | None = Field(
         None,
         ge=8000,
         le=192_000,
-        description="sample rate of --stdin PCM, or the microphone's (default: 16 kHz if "
+        description="sample rate of stdin PCM, or the microphone's (unset: 16 kHz if "
         "the card offers it, else its default rate)",
     )
     channels: int = Field(
-        1, ge=1, le=32, description="channels of --stdin PCM / opened on the device (mixed)"
+        1, ge=1, le=32, description="channels of stdin PCM / opened on the device (mixed)"
     )
-    gain_db: float = Field(0.0, ge=-40, le=60, description="gain applied before the frontend")
-    block_ms: int = Field(100, ge=10, le=1000, description="audio block length")
+    gain_db: float = Field(0.0, ge=-40, le=60, description="gain applied before the frontend, dB")
+    block_ms: int = Field(100, ge=10, le=1000, description="audio block length, ms")
 
     # -- what goes on the wire --------------------------------------------
     frames_per_message: int = Field(
         25, ge=1, le=500, description="feature frames per MQTT message (25 = 0.5 s)"
     )
-    status_interval_s: float = Field(5.0, ge=0.5, le=3600, description="EdgeStatus period")
+    status_interval_s: float = Field(5.0, ge=0.5, le=3600, description="EdgeStatus period, s")
 
     # -- buffers ----------------------------------------------------------
     ring_seconds: float = Field(
-        10.0, ge=0.5, le=600, description="audio held between capture and processing"
+        10.0, ge=0.5, le=600, description="audio held between capture and processing, s"
     )
     spool: Path | None = Field(
-        None, description="spool database (default: <data dir>/edge-<nursery>.spool)"
+        None, description="spool database (unset: <data dir>/edge-<nursery>.spool)"
     )
     spool_max_mb: float = Field(
-        100.0, ge=0.01, le=100_000, description="spool bound; beyond it the oldest go first"
+        100.0, ge=0.01, le=100_000, description="spool bound, MB; beyond it the oldest go first"
     )
     spool_sync_s: float = Field(
         1.0,
@@ -91,18 +95,27 @@ class EdgeSettings(RoleSettings):
     )
     inflight: int = Field(32, ge=1, le=100, description="QoS 1 messages awaiting PUBACK")
     flush_timeout_s: float = Field(
-        5.0, ge=0, le=600, description="on SIGTERM: longest wait to send what is spooled"
+        5.0, ge=0, le=600, description="on SIGTERM: longest wait to send what is spooled, s"
     )
     clips: bool = Field(
         False, description="allow raw FLAC clips on request (raw audio leaves the nursery)"
     )
     clip_seconds: float = Field(
-        30.0, ge=1, le=60, description="pre-roll kept for clips, and a request's default"
+        30.0, ge=1, le=60, description="pre-roll kept for clips, and a request's default, s"
     )
     stall_s: float = Field(
-        15.0, ge=1, le=3600, description="exit 1 when a microphone delivers nothing this long"
+        15.0, ge=1, le=3600, description="exit 1 when a microphone delivers nothing this long, s"
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="how much to log"
+    )
+
+    @field_validator("file")
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"audio file not found: {value}")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -110,13 +123,11 @@ class EdgeSettings(RoleSettings):
         if self.stdin:
             given.append("stdin")
         if len(given) > 1:
-            raise ValueError(f"choose one audio source, not {' and '.join(given)}")
-        if self.file is not None and not self.file.is_file():
-            raise ValueError(f"audio file not found: {self.file}")
+            raise conflict(f"choose one audio source, not {' and '.join(given)}", *given)
         if self.stdin and self.rate is None:
             object.__setattr__(self, "rate", 16_000)
         if (self.fast or self.start_time is not None) and self.file is None:
-            raise ValueError("--fast and --start-time apply to --file only")
+            raise conflict("fast and start_time apply to a file only", "file", "fast", "start_time")
         return self
 
     @property

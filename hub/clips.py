@@ -1,12 +1,12 @@
 """Clips of what raised an alert: the edge's last seconds of audio, kept as FLAC.
 
-Off unless ``clips_dir`` is set, and the edge answers only when its own ``clips``
+Off unless ``clips.dir`` is set, and the edge answers only when its own ``clips``
 setting is on: raw audio leaves the nursery only when both sides opt in.
 
 When an episode starts with an alert, the hub sends ``clip SECONDS`` on
 ``{prefix}/N/command``; the edge's pre-roll buffer then holds the onset and what
 came before it. The edge answers on ``{prefix}/N/clip`` with a ``RawClip``, which
-is written to ``clips_dir/N/<UTC start>_<episode id>.flac``; beyond ``clips_keep``
+is written to ``clips.dir/N/<UTC start>_<episode id>.flac``; beyond ``clips.keep``
 files per nursery the oldest are deleted. A parent listens to these to see what
 woke the alarm, and, sorted into ``crying/`` and ``not_crying/`` folders, they are
 training data for ``nurserycry train`` (a model of their own nursery's sounds).

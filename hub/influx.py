@@ -220,20 +220,11 @@ def sink_from_settings(
     settings: HubSettings, counters: Counters, writer: LineWriter | None = None
 ) -> InfluxSink | None:
     """The configured sink (``writer`` replaces the real client, e.g. in tests), or None."""
+    influx = settings.influx
     if writer is None:
-        if settings.influx_url is None:
+        if influx.url is None:
             return None
-        token = settings.influx_token.get_secret_value() if settings.influx_token else None
-        writer = InfluxClientWriter(
-            settings.influx_url,
-            settings.influx_org,
-            settings.influx_bucket,
-            token,
-            settings.influx_timeout_s,
-        )
-    buffer = PointBuffer(
-        settings.influx_spool, settings.influx_memory_points, settings.influx_spool_points
-    )
-    return InfluxSink(
-        writer, buffer, counters, batch=settings.influx_batch, flush_s=settings.influx_flush_s
-    )
+        token = influx.token.get_secret_value() if influx.token else None
+        writer = InfluxClientWriter(influx.url, influx.org, influx.bucket, token, influx.timeout_s)
+    buffer = PointBuffer(influx.spool, influx.memory_points, influx.spool_points)
+    return InfluxSink(writer, buffer, counters, batch=influx.batch, flush_s=influx.flush_s)

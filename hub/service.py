@@ -101,19 +101,19 @@ class Hub:
         )
         self.publisher = Publisher(self.link, self.topics, settings.detections)
         self.influx = sink_from_settings(settings, self.counters, influx_writer)
-        self.history = History(settings.history_db) if settings.keep_history else None
+        self.history = History(settings.history.db) if settings.keep_history else None
         if self.history is not None:
             self.engine.crying_seconds = self.history.crying_seconds
         self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(settings.queue_size)
         self._listeners: list[Callable[[Outputs], None]] = []
         self.clips: ClipCollector | None = None
-        if settings.clips_dir is not None:
+        if settings.clips.dir is not None:
             self.clips = ClipCollector(
                 self.link,
                 self.topics,
-                settings.clips_dir,
-                seconds=settings.clip_seconds,
-                keep=settings.clips_keep,
+                settings.clips.dir,
+                seconds=settings.clips.seconds,
+                keep=settings.clips.keep,
                 counters=self.counters,
             )
             self._listeners.append(self.clips.on_outputs)
@@ -151,9 +151,9 @@ class Hub:
             "hub started: broker %s, model %s, %s",
             self.settings.mqtt.broker,
             self.engine.version,
-            f"InfluxDB {self.settings.influx_url}"
+            f"InfluxDB {self.settings.influx.url}"
             if self.influx
-            else f"history {self.settings.history_db}",
+            else f"history {self.settings.history.db}",
         )
 
     def wait_connected(self, timeout: float | None = None) -> bool:
@@ -350,7 +350,7 @@ class Hub:
         now = time.monotonic()
         if self.history is not None and now >= self._next_prune:
             self._next_prune = now + 3600
-            self.history.prune(time.time() - self.settings.history_days * 86400)
+            self.history.prune(time.time() - self.settings.history.days * 86400)
         if now >= self._next_status:
             self._next_status = now + self.settings.status_interval_s
             if self.link.connected:

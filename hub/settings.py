@@ -1,31 +1,98 @@
 """The hub's configuration: flags > ``NURSERYCRY_HUB_*`` env > ``--config`` file > defaults.
 
-MQTT settings are nested (``NURSERYCRY_HUB_MQTT__BROKER``, flag ``--broker``);
-InfluxDB settings are flat (``NURSERYCRY_HUB_INFLUX_URL``, flag
-``--influx-url``). Without ``influx_url`` the hub keeps a local SQLite
-history instead (``history_db``).
+Sections nest (Frigate's style): ``mqtt``, ``influx``, ``history``, ``clips``,
+``detector``; in the environment with ``__`` (``NURSERYCRY_HUB_INFLUX__URL``), as
+flags with ``-`` (``--influx-url``), in the file as mappings (``influx: {url: ...}``).
+Without ``influx.url`` the hub keeps a local SQLite history instead (``history.db``).
+Flags and ``--help`` are generated from these models (:mod:`nurserycry.shared.settings_cli`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from nurserycry.shared.config import MqttSettings, RoleSettings
+from nurserycry.shared.config import MQTT_SHORTCUTS, MqttSettings, RoleSettings
 from nurserycry.shared.detector import DetectorConfig
 from nurserycry.shared.topics import check_nursery
 
 DATA_DIR = Path("~/.local/share/nurserycry").expanduser()
 
 
+class InfluxSettings(BaseModel):
+    """InfluxDB 2 output (off while ``url`` is unset)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None, max_length=500, description="InfluxDB URL, e.g. http://localhost:8086 (unset: off)"
+    )
+    org: str = Field("nurserycry", min_length=1, max_length=200, description="organisation")
+    bucket: str = Field("nurserycry", min_length=1, max_length=200, description="bucket")
+    token: SecretStr | None = Field(None, description="API token with write access")
+    batch: int = Field(500, ge=1, le=50_000, description="points per write")
+    flush_s: float = Field(1.0, gt=0, le=60, description="longest wait before a write, s")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="HTTP timeout per write, s")
+    memory_points: int = Field(
+        20_000, ge=100, le=10_000_000, description="points held in memory before spilling to disk"
+    )
+    spool: Path = Field(
+        DATA_DIR / "influx-spool.sqlite", description="on-disk queue while InfluxDB is down"
+    )
+    spool_points: int = Field(
+        2_000_000,
+        ge=1000,
+        le=1_000_000_000,
+        description="disk bound (~150 bytes a point); beyond it the oldest are dropped",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("influx.url must start with http:// or https://")
+        return value
+
+
+class HistorySettings(BaseModel):
+    """The local SQLite history that ``nurserycry report`` draws."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: keep the local history only when influx.url is unset"
+    )
+    db: Path = Field(DATA_DIR / "history.sqlite", description="SQLite file of the local history")
+    days: float = Field(60, gt=0, le=36_500, description="history older than this is deleted")
+
+
+class ClipsSettings(BaseModel):
+    """Clips of alerts, asked of edges that allow them (off while ``dir`` is unset)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: Path | None = Field(
+        None,
+        description="keep a clip of every alert here (the edge must have clips on too); "
+        "unset: no clips are asked for",
+    )
+    seconds: float = Field(
+        30, ge=1, le=60, description="seconds of audio up to the alert to ask the edge for"
+    )
+    keep: int = Field(200, ge=1, le=100_000, description="clips kept per nursery")
+
+
 class HubSettings(RoleSettings):
     """Everything ``nurserycry hub`` can be told."""
 
     model_config = SettingsConfigDict(
-        env_prefix="NURSERYCRY_HUB_", extra="forbid", env_nested_delimiter="__"
+        env_prefix="NURSERYCRY_HUB_",
+        extra="forbid",
+        env_nested_delimiter="__",
+        cli_shortcuts={**MQTT_SHORTCUTS, "history.mode": "history"},
     )
 
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
@@ -35,48 +102,14 @@ class HubSettings(RoleSettings):
         description="stable MQTT client id: the broker keeps this session's QoS 1 messages",
     )
 
-    model: Path | None = Field(None, description="model directory (default: the shipped model)")
-    model_poll_s: float = Field(3.0, ge=0.2, le=3600, description="how often to check the model")
-
-    influx_url: str | None = Field(None, description="InfluxDB URL, e.g. http://localhost:8086")
-    influx_org: str = Field("nurserycry", max_length=200)
-    influx_bucket: str = Field("nurserycry", max_length=200)
-    influx_token: SecretStr | None = None
-    influx_batch: int = Field(500, ge=1, le=50_000, description="points per write")
-    influx_flush_s: float = Field(1.0, gt=0, le=60, description="longest wait before a write")
-    influx_timeout_s: float = Field(10.0, gt=0, le=300, description="HTTP timeout per write")
-    influx_memory_points: int = Field(
-        20_000, ge=100, le=10_000_000, description="points held in memory before spilling to disk"
-    )
-    influx_spool: Path = Field(
-        DATA_DIR / "influx-spool.sqlite", description="on-disk queue while InfluxDB is down"
-    )
-    influx_spool_points: int = Field(
-        2_000_000,
-        ge=1000,
-        le=1_000_000_000,
-        description="disk bound (~150 bytes a point); beyond it the oldest are dropped",
+    model: Path | None = Field(None, description="model directory (unset: the shipped model)")
+    model_poll_s: float = Field(
+        3.0, ge=0.2, le=3600, description="how often to check the model's files, s"
     )
 
-    history_db: Path = Field(
-        DATA_DIR / "history.sqlite", description="local history when no InfluxDB is configured"
-    )
-    history: Literal["auto", "on", "off"] = Field(
-        "auto", description="auto: keep the local history only when influx_url is unset"
-    )
-    history_days: float = Field(
-        60, gt=0, le=36_500, description="local history older than this is deleted"
-    )
-
-    clips_dir: Path | None = Field(
-        None,
-        description="keep a clip of every alert here (the edge must have clips on too); "
-        "unset: no clips are asked for",
-    )
-    clip_seconds: float = Field(
-        30, ge=1, le=60, description="seconds of audio up to the alert to ask the edge for"
-    )
-    clips_keep: int = Field(200, ge=1, le=100_000, description="clips kept per nursery")
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
+    clips: ClipsSettings = Field(default_factory=ClipsSettings)
 
     detector: DetectorConfig = Field(
         default_factory=DetectorConfig,
@@ -90,8 +123,10 @@ class HubSettings(RoleSettings):
     state_interval_s: float = Field(
         5.0, ge=0, le=3600, description="retained state: on change, else at most this often"
     )
-    status_interval_s: float = Field(10.0, ge=1, le=3600, description="HubStatus period")
-    queue_size: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
+    status_interval_s: float = Field(10.0, ge=1, le=3600, description="HubStatus period, s")
+    queue_size: int = Field(
+        20_000, ge=100, le=1_000_000, description="messages queued between MQTT and processing"
+    )
     reorder_messages: int = Field(
         8, ge=0, le=1000, description="messages held waiting for a missing one before a gap"
     )
@@ -102,14 +137,9 @@ class HubSettings(RoleSettings):
         le=3600,
         description="an edge offline this long, sending nothing, ends its episode",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-    @field_validator("influx_url")
-    @classmethod
-    def _http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("influx_url must start with http:// or https://")
-        return value
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="how much to log"
+    )
 
     @field_validator("model")
     @classmethod
@@ -127,7 +157,8 @@ class HubSettings(RoleSettings):
 
     @property
     def keep_history(self) -> bool:
-        return self.history == "on" or (self.history == "auto" and self.influx_url is None)
+        mode = self.history.mode
+        return mode == "on" or (mode == "auto" and self.influx.url is None)
 
     def detector_for(self, nursery: str) -> DetectorConfig:
         return self.nurseries.get(nursery, self.detector)

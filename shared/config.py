@@ -4,13 +4,15 @@ Each role has a :class:`RoleSettings` subclass with its own environment prefix
 (``NURSERYCRY_EDGE_``, ``NURSERYCRY_HUB_`` ...). Values come from, highest
 first: command-line flags, environment variables, a YAML or TOML file
 (``--config``), then defaults. A bad value fails at start-up with a
-:class:`ConfigError` that names the field, where it can be set, and why.
+:class:`ConfigError` that names the field, where it can be set, and why
+(:mod:`.settings_errors`); the flags are generated from the model
+(:mod:`.settings_cli`).
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Mapping
+import os
 from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
@@ -25,6 +27,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from .settings_errors import describe, environment_problems
 from .topics import DEFAULT_DISCOVERY_PREFIX, DEFAULT_PREFIX, check_prefix
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
@@ -37,22 +40,29 @@ class ConfigError(Exception):
 
 
 class MqttSettings(BaseModel):
-    """How to reach the broker. ``broker`` is ``mqtt://host:port`` or ``mqtts://host:port``."""
+    """How to reach the MQTT broker."""
 
     model_config = ConfigDict(extra="forbid")
 
     broker: str = Field(
-        "mqtt://localhost:1883", description="mqtt://HOST:PORT or mqtts://HOST:PORT"
+        "mqtt://localhost:1883",
+        max_length=300,
+        description="mqtt://HOST:PORT or mqtts://HOST:PORT (TLS)",
     )
-    username: str | None = Field(None, max_length=256)
-    password: SecretStr | None = None
-    tls_ca_file: Path | None = Field(None, description="CA bundle for mqtts:// (default: system)")
+    username: str | None = Field(None, max_length=256, description="broker user name")
+    password: SecretStr | None = Field(None, max_length=1024, description="broker password")
+    tls_ca_file: Path | None = Field(
+        None, description="CA bundle for mqtts:// (unset: the system's)"
+    )
     tls_insecure: bool = Field(False, description="skip certificate host name checks")
-    client_id: str | None = Field(None, max_length=128)
-    keepalive: int = Field(30, ge=5, le=3600, description="seconds")
+    keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive, seconds")
     protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT version to speak")
-    topic_prefix: str = DEFAULT_PREFIX
-    discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX
+    topic_prefix: str = Field(
+        DEFAULT_PREFIX, max_length=100, description="first level of every NurseryCry topic"
+    )
+    discovery_prefix: str = Field(
+        DEFAULT_DISCOVERY_PREFIX, max_length=100, description="Home Assistant discovery prefix"
+    )
 
     @field_validator("broker")
     @classmethod
@@ -93,8 +103,19 @@ class MqttSettings(BaseModel):
         return urlsplit(self.broker).port or (8883 if self.tls else 1883)
 
 
+# Short flags for the MQTT settings every role has (pydantic-settings' ``cli_shortcuts`` format).
+MQTT_SHORTCUTS: dict[str, str | list[str]] = {
+    "mqtt.broker": "broker",
+    "mqtt.username": "username",
+    "mqtt.password": "password",
+    "mqtt.tls_ca_file": "tls-ca-file",
+    "mqtt.topic_prefix": "topic-prefix",
+    "mqtt.discovery_prefix": "discovery-prefix",
+}
+
+
 class RoleSettings(BaseSettings):
-    """Base of each role's settings; subclasses set ``env_prefix``."""
+    """Base of each role's settings; subclasses set ``env_prefix`` (and ``cli_shortcuts``)."""
 
     model_config = SettingsConfigDict(extra="forbid", env_nested_delimiter="__")
 
@@ -118,7 +139,14 @@ class RoleSettings(BaseSettings):
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Self:
-        """Settings from flags (``overrides``, None values ignored), env, file, defaults."""
+        """Settings from flags (``overrides``, None values ignored), env, file, defaults.
+
+        A ``<PREFIX>*`` environment variable that sets nothing is an error too."""
+        problems = environment_problems(cls, os.environ)
+        if problems:
+            raise ConfigError(
+                f"invalid environment ({len(problems)} problem(s)):\n" + "\n".join(problems)
+            )
         if config_file is not None and not config_file.is_file():
             raise ConfigError(f"config file not found: {config_file}")
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -128,41 +156,8 @@ class RoleSettings(BaseSettings):
         except ValidationError as exc:
             raise ConfigError(describe(cls, exc, config_file)) from None
         except (ValueError, OSError, yaml.YAMLError) as exc:  # unreadable YAML/TOML
+            if config_file is None:
+                raise ConfigError(f"cannot read the settings: {exc}") from None
             raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
         finally:
             _config_file.reset(token)
-
-
-def flag_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Command-line values keyed by dotted setting path (``"mqtt.broker"``) ->
-    nested overrides for :meth:`RoleSettings.load`; ``None`` (flag not given) is skipped."""
-    out: dict[str, Any] = {}
-    for path, value in values.items():
-        if value is None:
-            continue
-        *parents, leaf = path.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
-def describe(cls: type[BaseSettings], exc: ValidationError, config_file: Path | None) -> str:
-    """A readable, actionable multi-line message for a settings error."""
-    prefix = str(cls.model_config.get("env_prefix", ""))
-    delim = str(cls.model_config.get("env_nested_delimiter") or "__")
-    lines = [f"invalid configuration ({exc.error_count()} problem(s)):"]
-    for err in exc.errors(include_url=False):
-        loc = [str(p) for p in err["loc"]]
-        field = ".".join(loc) or "settings"
-        env = prefix + delim.join(loc).upper()
-        flag = "--" + loc[-1].replace("_", "-") if loc else ""
-        given = err.get("input")
-        shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  - {field}: {msg}{shown}")
-        lines.append(
-            f"    set it with {flag} or {env}" + (f" or in {config_file}" if config_file else "")
-        )
-    return "\n".join(lines)

@@ -26,6 +26,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .settings_errors import conflict
+
 
 class EpisodeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -45,9 +47,15 @@ class EpisodeConfig(BaseModel):
     @model_validator(mode="after")
     def _coherent(self) -> Self:
         if self.onset_n > self.onset_m:
-            raise ValueError(f"onset_n ({self.onset_n}) cannot exceed onset_m ({self.onset_m})")
+            raise conflict(
+                f"onset_n ({self.onset_n}) cannot exceed onset_m ({self.onset_m})",
+                "onset_n",
+                "onset_m",
+            )
         if self.off_threshold > self.on_threshold:
-            raise ValueError("off_threshold must not be above on_threshold")
+            raise conflict(
+                "off_threshold must not be above on_threshold", "off_threshold", "on_threshold"
+            )
         return self
 
 

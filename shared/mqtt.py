@@ -56,7 +56,7 @@ class MqttLink:
         v5 = settings.protocol == "5"
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id or client_id,
+            client_id=client_id,
             clean_session=None if v5 else not persistent_session,
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
             reconnect_on_failure=True,

@@ -138,9 +138,9 @@ def test_hub_env_is_valid_hub_configuration(
     for key, value in env.items():
         monkeypatch.setenv(key, value.replace("/var/lib/nurserycry", str(tmp_path)))
     settings = settings_mod.HubSettings.load()
-    assert settings.influx_url == "http://influxdb:8086"
+    assert settings.influx.url == "http://influxdb:8086"
     assert settings.mqtt.host == "mosquitto"
-    assert settings.influx_token.get_secret_value() == _env_file(ENV_EXAMPLE)["INFLUXDB_TOKEN"]
+    assert settings.influx.token.get_secret_value() == _env_file(ENV_EXAMPLE)["INFLUXDB_TOKEN"]
 
 
 def test_hub_image_copies_what_exists() -> None:

@@ -212,7 +212,8 @@ def test_compose_env_example_is_valid_edge_settings(monkeypatch: pytest.MonkeyPa
 
 
 def test_flags_env_and_file_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nurserycry.edge.cli import FLAGS, env_name, load_settings, parser
+    from nurserycry.edge.cli import load_settings, parser
+    from nurserycry.shared.settings_model import kind_of, settings_of
 
     config = tmp_path / "edge.yaml"
     config.write_text("nursery: from-file\nmqtt: {broker: 'mqtt://file:1883', username: f}\n")
@@ -224,12 +225,11 @@ def test_flags_env_and_file_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert s.mqtt.username == "from-env" and s.gain_db == 6.0
     assert s.stdin and s.rate == 16_000 and s.source_kind == "stdin"
     # every flag names its environment variable, and that variable is a real setting
-    for path, _text, _extra in FLAGS.values():
-        head, _, tail = path.partition(".")
-        assert head in EdgeSettings.model_fields
-        if tail:
-            assert tail in EdgeSettings.model_fields["mqtt"].annotation.model_fields  # type: ignore[union-attr]
-        assert env_name(path).startswith("NURSERYCRY_EDGE_")
+    help_text = parser().format_help()
+    for setting in settings_of(EdgeSettings):
+        assert kind_of(EdgeSettings, setting.path) == "leaf"
+        assert setting.env.startswith("NURSERYCRY_EDGE_") and setting.env in help_text
+        assert all(flag in help_text for flag in setting.flags)
 
 
 @pytest.mark.parametrize("ppm", [-500.0, 300.0])

@@ -39,7 +39,7 @@ def run_hub(args: list[str], tmp_path: Path, **env: str) -> subprocess.Completed
             {},
             ["mqtt.broker", "--broker", "NURSERYCRY_HUB_MQTT__BROKER"],
         ),
-        ([], {"NURSERYCRY_HUB_INFLUX_URL": "influx:8086"}, ["influx_url", "http://"]),
+        ([], {"NURSERYCRY_HUB_INFLUX__URL": "influx:8086"}, ["influx.url", "http://"]),
         ([], {"NURSERYCRY_HUB_STATUS_INTERVAL_S": "0"}, ["status_interval_s"]),
         (["--model", "/nonexistent/model"], {}, ["model directory not found", "--model"]),
         (["--config", "/nonexistent/hub.yaml"], {}, ["config file not found"]),
@@ -69,7 +69,7 @@ def test_help_names_every_env_variable(tmp_path: Path) -> None:
     assert out.returncode == 0
     for env in (
         "NURSERYCRY_HUB_MQTT__BROKER",
-        "NURSERYCRY_HUB_INFLUX_TOKEN",
+        "NURSERYCRY_HUB_INFLUX__TOKEN",
         "NURSERYCRY_HUB_MODEL",
     ):
         assert env in out.stdout
@@ -104,7 +104,7 @@ def test_sigterm_stops_cleanly_and_flushes(
             str(tmp_path / "spool.sqlite"),
         ],
         cwd=ROOT,
-        env={**os.environ, "HOME": str(tmp_path), "NURSERYCRY_HUB_INFLUX_FLUSH_S": "30"},
+        env={**os.environ, "HOME": str(tmp_path), "NURSERYCRY_HUB_INFLUX__FLUSH_S": "30"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

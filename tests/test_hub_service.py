@@ -232,9 +232,7 @@ def test_persistent_session_keeps_features_while_hub_restarts(
 def test_hub_influx_outage_mid_stream(
     mosquitto: Mosquitto, victoria: VictoriaMetrics, tmp_path: Path
 ) -> None:
-    hub = start_hub(
-        tmp_path, mosquitto, influx_url=victoria.url, influx_batch=20, influx_flush_s=0.1
-    )
+    hub = start_hub(tmp_path, mosquitto, influx={"url": victoria.url, "batch": 20, "flush_s": 0.1})
     assert hub.history is None
     edge = Edge(mosquitto, "n1")
     try:
@@ -289,7 +287,7 @@ def test_an_alert_asks_the_edge_for_a_clip_and_keeps_it(
     mosquitto: Mosquitto, watcher: Watcher, tmp_path: Path
 ) -> None:
     folder = tmp_path / "clips"
-    hub = start_hub(tmp_path, mosquitto, clips_dir=folder, clip_seconds=4, clips_keep=2)
+    hub = start_hub(tmp_path, mosquitto, clips={"dir": folder, "seconds": 4, "keep": 2})
     edge = Edge(mosquitto, "n1")
     rate = 16_000
     pcm = (np.sin(np.arange(4 * rate) / 8) * 8000).astype(np.int16)
@@ -317,7 +315,7 @@ def test_an_alert_asks_the_edge_for_a_clip_and_keeps_it(
         # Bad clips are refused and counted; the hub goes on.
         edge.raw("nurserycry/n1/clip", b"not json")
         edge.raw("nurserycry/n1/clip", encode_clip("n2", T0, pcm, rate).encode())
-        for k in range(1, 3):  # two more: only the newest `clips_keep` stay
+        for k in range(1, 3):  # two more: only the newest `clips.keep` stay
             edge.raw("nurserycry/n1/clip", encode_clip("n1", T0 + 60 * k, pcm, rate).encode())
         wait_for(lambda: hub.counters.get("clips_stored") == 3, what="3 clips stored")
         wait_for(lambda: hub.counters.get("clips_rejected") == 2, what="2 clips rejected")

@@ -23,14 +23,14 @@ def test_precedence_flag_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     config = tmp_path / "hub.yaml"
     config.write_text(
         "mqtt:\n  broker: mqtt://file-host:1883\n  username: file-user\n"
-        "influx_bucket: from-file\nstate_interval_s: 7\n"
+        "influx:\n  bucket: from-file\nstate_interval_s: 7\n"
     )
     monkeypatch.setenv("NURSERYCRY_HUB_MQTT__USERNAME", "env-user")
-    monkeypatch.setenv("NURSERYCRY_HUB_INFLUX_BUCKET", "from-env")
+    monkeypatch.setenv("NURSERYCRY_HUB_INFLUX__BUCKET", "from-env")
     s = load(["--config", str(config), "--broker", "mqtt://flag-host:1884"])
     assert s.mqtt.broker == "mqtt://flag-host:1884"  # flag
     assert s.mqtt.username == "env-user"  # env over file, merged with the flag
-    assert s.influx_bucket == "from-env"
+    assert s.influx.bucket == "from-env"
     assert s.state_interval_s == 7  # file
     assert s.keep_history  # no InfluxDB: local history
 
@@ -57,7 +57,7 @@ def test_per_nursery_episode_rules(monkeypatch: pytest.MonkeyPatch) -> None:
             {"NURSERYCRY_HUB_DETECTOR__EPISODES__ONSET_N": "5"},
             "onset_n (5) cannot exceed onset_m",
         ),
-        ({"NURSERYCRY_HUB_HISTORY": "sometimes"}, "NURSERYCRY_HUB_HISTORY"),
+        ({"NURSERYCRY_HUB_HISTORY__MODE": "sometimes"}, "NURSERYCRY_HUB_HISTORY__MODE"),
     ],
 )
 def test_bad_values_name_the_setting(

@@ -12,7 +12,7 @@ import queue
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -110,13 +110,13 @@ def drain(q: queue.Queue[T]) -> list[T]:
             return out
 
 
-def hub_settings(tmp_path: Path, broker: str, **kw: object) -> HubSettings:
+def hub_settings(tmp_path: Path, broker: str, **kw: Any) -> HubSettings:
     kw.setdefault("mqtt", {"broker": broker})
+    kw["history"] = {"db": tmp_path / "history.sqlite", **kw.get("history", {})}
+    kw["influx"] = {"spool": tmp_path / "spool.sqlite", **kw.get("influx", {})}
     return HubSettings.load(
         None,
         client_id=f"hub-{tmp_path.name[-20:]}".replace(".", "-"),
-        history_db=tmp_path / "history.sqlite",
-        influx_spool=tmp_path / "spool.sqlite",
         status_interval_s=1.0,
         state_interval_s=1.0,
         **kw,

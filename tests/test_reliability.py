@@ -268,9 +268,7 @@ def test_chain_survives_broker_influx_and_edge_failures(
         hub_settings(
             tmp_path,
             broker.url,
-            influx_url=victoria.url,
-            influx_batch=20,
-            influx_flush_s=0.2,
+            influx={"url": victoria.url, "batch": 20, "flush_s": 0.2},
             detections=False,
         ),
         CryModel.load(),
