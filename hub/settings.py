@@ -32,7 +32,9 @@ class InfluxSettings(BaseModel):
     )
     org: str = Field("nurserycry", min_length=1, max_length=200, description="organisation")
     bucket: str = Field("nurserycry", min_length=1, max_length=200, description="bucket")
-    token: SecretStr | None = Field(None, description="API token with write access")
+    token: SecretStr | None = Field(
+        None, max_length=4096, description="API token with write access"
+    )
     batch: int = Field(500, ge=1, le=50_000, description="points per write")
     flush_s: float = Field(1.0, gt=0, le=60, description="longest wait before a write, s")
     timeout_s: float = Field(10.0, gt=0, le=300, description="HTTP timeout per write, s")

@@ -50,6 +50,7 @@ def bounds(setting: Setting) -> str:
     else:
         parts = [f"{_OPS[kind][0]} {value}" for kind, value in found.items()]
     parts += [f"at most {m.max_length} characters" for m in meta if isinstance(m, at.MaxLen)]
+    parts += [f"matching {m.pattern}" for m in meta if getattr(m, "pattern", None)]
     return ", ".join(parts)
 
 
@@ -61,6 +62,10 @@ def default_text(setting: Setting) -> str:
     value = factory() if factory is not None else field.default  # type: ignore[call-arg]
     if value is None or value is PydanticUndefined:
         return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Path) and value.is_relative_to(Path.home()):
+        return f"~/{value.relative_to(Path.home())}"  # the same text on every machine
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
     if isinstance(value, dict | list):

@@ -42,10 +42,11 @@ def conflict(message: str, *settings: str) -> PydanticCustomError:
 def how_to_set(cls: type[BaseModel], path: Sequence[str], config_file: Path | None) -> str:
     """``set it with --flag or ENV_VAR [or in FILE]`` for a setting path."""
     where = f" or in {config_file}" if config_file else ""
-    setting = owner(cls, path)
-    if setting is not None and (kind_of(cls, path) == "leaf" or setting.path == tuple(path)):
-        json_note = " (JSON)" if setting.value_model is not None else ""
-        return f"set it with {setting.flag}{json_note} or {env_name(cls, path)}{where}"
+    setting, kind = owner(cls, path), kind_of(cls, path)
+    if setting is not None and kind is not None:  # a setting, or a part of a dict setting
+        flag_json = " (JSON)" if setting.value_model is not None else ""
+        env_json = " (JSON)" if kind == "section" else ""
+        return f"set it with {setting.flag}{flag_json} or {env_name(cls, path)}{env_json}{where}"
     inner = [s for s in settings_of(cls) if tuple(s.path[: len(path)]) == tuple(path)]
     if inner:  # a whole section: name one of its settings as an example
         return (
@@ -88,7 +89,10 @@ def environment_problems(cls: type[BaseModel], environ: Mapping[str, str]) -> li
             continue
         kind = kind_of(cls, path)
         if kind is None:
-            out.append(f"  - {name}: no such setting; did you mean {nearest_env(cls, name)}?")
+            near = nearest_env(cls, name)
+            setting = owner(cls, env_path(cls, near) or ())
+            flag = f" (flag {setting.flag})" if setting is not None else ""
+            out.append(f"  - {name}: no such setting; did you mean {near}{flag}?")
         elif kind == "section":
             try:
                 json.loads(environ[name])
