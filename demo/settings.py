@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from nurserycry.shared.config import RoleSettings
+from nurserycry.shared.config import AudioFile, LogLevel, RoleSettings
 from nurserycry.shared.schemas.types import NurseryId
 
 Source = Literal["auto", "microphone", "file", "scene"]
@@ -22,7 +22,7 @@ class DemoSettings(RoleSettings):
         env_prefix="NURSERYCRY_DEMO_", extra="forbid", env_nested_delimiter="__"
     )
 
-    file: Path | None = Field(
+    file: AudioFile | None = Field(
         None, description="WAV/FLAC file to play (unset: the microphone, else the scene)"
     )
     duration: float | None = Field(
@@ -44,13 +44,4 @@ class DemoSettings(RoleSettings):
     no_timeline: bool = Field(False, description="do not write the timeline PNG")
     model: Path | None = Field(None, description="model directory (unset: the shipped model)")
     seed: int = Field(7, ge=0, le=2**32 - 1, description="seed of the generated scene")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="how much to log"
-    )
-
-    @field_validator("file")
-    @classmethod
-    def _file_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"audio file not found: {value}")
-        return value
+    log_level: LogLevel = "INFO"

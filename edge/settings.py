@@ -13,10 +13,16 @@ import os
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from nurserycry.shared.config import MQTT_SHORTCUTS, MqttSettings, RoleSettings
+from nurserycry.shared.config import (
+    MQTT_SHORTCUTS,
+    AudioFile,
+    LogLevel,
+    MqttSettings,
+    RoleSettings,
+)
 from nurserycry.shared.schemas import NurseryId
 from nurserycry.shared.settings_errors import conflict
 
@@ -51,7 +57,9 @@ class EdgeSettings(RoleSettings):
     device: str | None = Field(
         None, max_length=200, description="PyAudio input device: index or part of its name"
     )
-    file: Path | None = Field(None, description="WAV/FLAC file to stream instead of a microphone")
+    file: AudioFile | None = Field(
+        None, description="WAV/FLAC file to stream instead of a microphone"
+    )
     fast: bool = Field(False, description="with file: as fast as possible, not real time")
     start_time: float | None = Field(
         None, ge=1e9, le=4.1e9, description="with file: Unix time of its first sample"
@@ -106,16 +114,7 @@ class EdgeSettings(RoleSettings):
     stall_s: float = Field(
         15.0, ge=1, le=3600, description="exit 1 when a microphone delivers nothing this long, s"
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="how much to log"
-    )
-
-    @field_validator("file")
-    @classmethod
-    def _file_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"audio file not found: {value}")
-        return value
+    log_level: LogLevel = "INFO"
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

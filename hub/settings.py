@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from nurserycry.shared.config import MQTT_SHORTCUTS, MqttSettings, RoleSettings
+from nurserycry.shared.config import MQTT_SHORTCUTS, LogLevel, MqttSettings, RoleSettings
 from nurserycry.shared.detector import DetectorConfig
 from nurserycry.shared.topics import check_nursery
 
@@ -139,9 +139,7 @@ class HubSettings(RoleSettings):
         le=3600,
         description="an edge offline this long, sending nothing, ends its episode",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="how much to log"
-    )
+    log_level: LogLevel = "INFO"
 
     @field_validator("model")
     @classmethod

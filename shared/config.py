@@ -14,11 +14,19 @@ from __future__ import annotations
 import contextvars
 import os
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,6 +47,25 @@ class ConfigError(Exception):
     """Invalid configuration; ``str()`` is a message a person can act on."""
 
 
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
+def _existing_audio(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"audio file not found: {path}")
+    return path
+
+
+ExistingFile = Annotated[Path, AfterValidator(_existing)]
+AudioFile = Annotated[Path, AfterValidator(_existing_audio)]
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR"], Field(description="how much to log")
+]
+
+
 class MqttSettings(BaseModel):
     """How to reach the MQTT broker."""
 
@@ -51,7 +78,7 @@ class MqttSettings(BaseModel):
     )
     username: str | None = Field(None, max_length=256, description="broker user name")
     password: SecretStr | None = Field(None, max_length=1024, description="broker password")
-    tls_ca_file: Path | None = Field(
+    tls_ca_file: ExistingFile | None = Field(
         None, description="CA bundle for mqtts:// (unset: the system's)"
     )
     tls_insecure: bool = Field(False, description="skip certificate host name checks")
@@ -82,13 +109,6 @@ class MqttSettings(BaseModel):
     @classmethod
     def _prefix(cls, value: str) -> str:
         return check_prefix(value)
-
-    @field_validator("tls_ca_file")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"file not found: {value}")
-        return value
 
     @property
     def tls(self) -> bool:

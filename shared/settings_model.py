@@ -22,7 +22,7 @@ import difflib
 import types
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -32,11 +32,13 @@ KEY_PLACEHOLDER = "<name>"  # a dict key in a path, e.g. nurseries.<name>.episod
 
 
 def unwrap(annotation: Any) -> Any:
-    """``X | None`` -> ``X``; anything else unchanged."""
+    """``X | None`` and ``Annotated[X, ...]`` -> ``X``; anything else unchanged."""
     if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         if len(args) == 1:
-            return args[0]
+            return unwrap(args[0])
+    if get_origin(annotation) is Annotated:
+        return unwrap(get_args(annotation)[0])
     return annotation
 
 
