@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
-import annotated_types as at
 import yaml
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -30,12 +29,7 @@ S = TypeVar("S", bound=RoleSettings)
 _DEST = "setting:"  # argparse dest of a setting's flag: "setting:" + dotted path
 
 
-_OPS: dict[type, tuple[str, str]] = {
-    at.Ge: (">=", "ge"),
-    at.Gt: (">", "gt"),
-    at.Le: ("<=", "le"),
-    at.Lt: ("<", "lt"),
-}
+_OPS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}  # pydantic's constraint metadata
 
 
 def bounds(setting: Setting) -> str:
@@ -44,12 +38,12 @@ def bounds(setting: Setting) -> str:
     if get_origin(inner) is Literal:
         return " | ".join(str(a) for a in get_args(inner))
     meta = setting.field.metadata
-    found = {type(m): getattr(m, _OPS[type(m)][1]) for m in meta if type(m) in _OPS}
-    if at.Ge in found and at.Le in found:
-        parts = [f"{found[at.Ge]} to {found[at.Le]}"]
+    found = {op: getattr(m, op) for m in meta for op in _OPS if getattr(m, op, None) is not None}
+    if "ge" in found and "le" in found:
+        parts = [f"{found['ge']} to {found['le']}"]
     else:
-        parts = [f"{_OPS[kind][0]} {value}" for kind, value in found.items()]
-    parts += [f"at most {m.max_length} characters" for m in meta if isinstance(m, at.MaxLen)]
+        parts = [f"{_OPS[op]} {value}" for op, value in found.items()]
+    parts += [f"at most {m.max_length} characters" for m in meta if getattr(m, "max_length", None)]
     parts += [f"matching {m.pattern}" for m in meta if getattr(m, "pattern", None)]
     return ", ".join(parts)
 
