@@ -141,7 +141,8 @@ def settings_of(cls: type[BaseModel]) -> list[Setting]:
 
 
 def kind_of(cls: type[BaseModel], path: Sequence[str]) -> str | None:
-    """ "leaf", "section" (a model or a dict: JSON in an env var) or None: no such setting."""
+    """What ``path`` names: ``"leaf"``, ``"section"`` (a model or a dict: JSON in an env
+    var) or None (no such setting)."""
     node, i = cls, 0
     while i < len(path):
         field = node.model_fields.get(path[i])
