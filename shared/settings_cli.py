@@ -71,8 +71,11 @@ def help_text(setting: Setting) -> str:
     what = setting.field.description or setting.dotted
     if setting.negated:
         what = f"turn off: {what}"
-    extra = bounds(setting)
-    shown = f"{what} ({extra + '; ' if extra else ''}default {default_text(setting)})"
+    default = default_text(setting)
+    notes = [bounds(setting)]
+    if not (default == "none" and "unset" in what):  # the description says what unset means
+        notes.append(f"default {default}")
+    shown = f"{what} ({'; '.join(n for n in notes if n)})" if any(notes) else what
     env = setting.env
     if setting.value_model is not None:
         env += f", or one value per variable: {setting.env}__<NAME>__..."
