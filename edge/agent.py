@@ -58,6 +58,12 @@ class EdgeAgent:
             settings.spool_path, int(settings.spool_max_mb * 1e6), sync_s=settings.spool_sync_s
         )
         self.publisher = Publisher(self.spool, self.link, settings.inflight)
+        self.link.while_away(
+            lambda: (
+                f"spooling features meanwhile ({self.spool.depth} message(s) waiting "
+                f"in {self.spool.path})"
+            )
+        )
         self.ring = Ring(max(1, int(settings.ring_seconds * source.rate)))
         self.builder: FeatureBuilder | None = None
         self.clips: ClipService | None = None
@@ -88,6 +94,7 @@ class EdgeAgent:
         self.publisher.start()
         self.publisher.notify()  # a spool left from before goes out first
         next_status = time.monotonic()
+        next_waiting_note = 0.0
         try:
             self.source.start(self.ring)
             self._process_thread = threading.Thread(
@@ -111,12 +118,27 @@ class EdgeAgent:
                 if self.processed.is_set() and self.spool.depth == 0:
                     log.info("every frame acknowledged by the broker")
                     break
+                waiting = self.processed.is_set() and not self.link.connected
+                if waiting and time.monotonic() >= next_waiting_note:
+                    next_waiting_note = time.monotonic() + 30.0
+                    self._say_what_we_wait_for()
                 self._stopping.wait(0.2)
         finally:
             self._shutdown()
         if self.error is not None or self.source.error is not None:
             return 1
         return 0
+
+    def _say_what_we_wait_for(self) -> None:
+        """The source is done; only the broker's acknowledgements are missing."""
+        log.info(
+            "the %s is processed; waiting for the broker %s (not connected) to acknowledge "
+            "%d spooled message(s) before exiting (SIGINT/SIGTERM stops and keeps them in %s)",
+            self.source.kind,
+            self.settings.mqtt.broker,
+            self.spool.depth,
+            self.spool.path,
+        )
 
     def _stalled(self) -> bool:
         """A live source that went quiet (card unplugged): exit 1, systemd restarts us."""

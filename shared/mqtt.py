@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +54,10 @@ class MqttLink:
         self._awaiting_suback: set[int] = set()
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._on_published: PublishedCallback | None = None
+        self._away_note: Callable[[], str] | None = None
+        self._failures = 0  # failed attempts since the last good connection
+        self._ever_connected = False
+        self._backoff = (max(1, int(min_backoff_s)), int(max_backoff_s))
         v5 = settings.protocol == "5"
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -63,9 +68,7 @@ class MqttLink:
         )
         self._v5 = v5
         self._persistent = persistent_session
-        self._client.reconnect_delay_set(
-            min_delay=max(1, int(min_backoff_s)), max_delay=int(max_backoff_s)
-        )
+        self._client.reconnect_delay_set(min_delay=self._backoff[0], max_delay=self._backoff[1])
         self._client.max_inflight_messages_set(100)
         self._client.max_queued_messages_set(0)
         if settings.username:
@@ -78,6 +81,7 @@ class MqttLink:
         if will is not None:
             self._client.will_set(will[0], will[1], qos=1, retain=True)
         self._client.on_connect = self._handle_connect
+        self._client.on_connect_fail = self._handle_connect_fail
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_publish = self._handle_publish
         self._client.on_subscribe = self._handle_subscribe
@@ -125,6 +129,10 @@ class MqttLink:
         """Call ``hook`` (on the network thread) after every (re)connection."""
         self._on_connect_hooks.append(hook)
 
+    def while_away(self, note: Callable[[], str]) -> None:
+        """Add ``note()`` (what happens meanwhile, e.g. spooling) to each failed attempt's log."""
+        self._away_note = note
+
     def on_published(self, callback: PublishedCallback) -> None:
         """Call ``callback(mid)`` when the broker acknowledged a QoS 1 publish."""
         self._on_published = callback
@@ -164,8 +172,10 @@ class MqttLink:
         _p: Properties | None,
     ) -> None:
         if rc.is_failure:
-            log.warning("broker %s refused the connection: %s", self.settings.broker, rc)
+            self._log_failure(f"the broker refused the connection: {rc}")
             return
+        self._failures = 0
+        self._ever_connected = True
         log.info(
             "connected to %s (session present: %s)", self.settings.broker, flags.session_present
         )
@@ -176,6 +186,37 @@ class MqttLink:
                 self._awaiting_suback.add(mid)
         if not self._awaiting_suback:
             self._ready()
+
+    def _handle_connect_fail(self, _c: paho.Client, _u: Any) -> None:
+        # paho calls this inside its ``except OSError`` around the connection attempt
+        exc = sys.exc_info()[1]
+        self._log_failure(f"cannot connect: {exc}" if exc else "cannot connect")
+
+    def _log_failure(self, why: str) -> None:
+        """One line per failed attempt, with the wait paho applies before the next one."""
+        if self._stopping:
+            return
+        self._failures += 1
+        low, high = self._backoff
+        # paho 2 doubles its delay before each retry; before the very first
+        # retry it waits twice (its first-connection loop, then its main loop)
+        wait = min(low * 2**self._failures, high)
+        if not self._ever_connected and self._failures == 1:
+            wait += low
+        note = ""
+        if self._away_note is not None:
+            try:
+                note = f"; {self._away_note()}"
+            except Exception:
+                log.exception("while-away note failed")
+        log.warning(
+            "broker %s: %s (attempt %d); retrying the connection in %d s%s",
+            self.settings.broker,
+            why,
+            self._failures,
+            wait,
+            note,
+        )
 
     def _handle_subscribe(
         self, _c: paho.Client, _u: Any, mid: int, _rc: list[ReasonCode], _p: Properties | None

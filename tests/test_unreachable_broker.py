@@ -1,0 +1,115 @@
+"""A broker that is not there (refused port, unknown host): hub and edge say so at every
+attempt, with the backoff, and what they do meanwhile; ``edge --file`` says what it waits for."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nurserycry.edge.spool import Spool
+
+from tests.servers import free_port
+from tests.test_edge_helpers import edge_env, tone_noise, write_wav
+
+ATTEMPT = re.compile(
+    r"^(\S+ \S+) WARNING .*\(attempt (\d+)\); retrying the connection in (\d+) s", re.M
+)
+
+
+def _start(args: list[str], log: Path, home: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nurserycry", *args],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=edge_env(HOME=str(home)),
+        )
+
+
+def _wait_for(log: Path, pattern: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"no {pattern!r} within {timeout} s:\n{log.read_text(errors='replace')}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _attempts(text: str) -> list[tuple[int, int]]:
+    """(attempt, announced wait) per line; checks each wait against the next line's time."""
+    found = [
+        (dt.datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f"), int(n), int(wait))
+        for t, n, wait in ATTEMPT.findall(text)
+    ]
+    for (t0, _n, wait), (t1, _m, _w) in itertools.pairwise(found):
+        gap = (t1 - t0).total_seconds()
+        assert abs(gap - wait) < 0.8, f"announced {wait} s, next attempt after {gap:.1f} s"
+    return [(n, wait) for _t, n, wait in found]
+
+
+@pytest.mark.timeout(60)
+def test_edge_file_on_a_refused_port_logs_backoff_spools_and_says_what_it_waits_for(
+    tmp_path: Path,
+) -> None:
+    wav = write_wav(tmp_path / "x.wav", tone_noise(3.0))
+    spool = tmp_path / "edge.spool"
+    broker = f"mqtt://127.0.0.1:{free_port()}"
+    log = tmp_path / "edge.log"
+    args = ["edge", "--broker", broker, "--nursery", "n1", "--spool", str(spool)]
+    proc = _start([*args, "--file", str(wav), "--fast"], log, tmp_path)
+    try:
+        text = _wait_for(log, r"\(attempt 3\)", timeout=20)
+        text = _wait_for(log, "waiting for the broker", timeout=10)
+    finally:
+        rc = _stop(proc)
+    assert rc == 0, text
+    attempts = _attempts(text)
+    # one line per attempt, the wait doubling: a backoff, not a flood
+    assert attempts[:3] == [(1, 3), (2, 4), (3, 8)], text
+    assert len(attempts) == 3, text
+    assert f"broker {broker}: cannot connect:" in text
+    assert "refused" in text.lower()
+    assert "spooling features meanwhile" in text
+    waiting = re.search(r"waiting for the broker \S+ \(not connected\) to acknowledge (\d+)", text)
+    assert waiting, text
+    assert "Traceback" not in text
+    # the whole file (3 s: 6 messages) stays in the spool for the next run
+    kept = Spool(spool, 10**6)
+    try:
+        assert kept.depth == int(waiting.group(1)) == 6
+    finally:
+        kept.close()
+
+
+@pytest.mark.timeout(60)
+def test_hub_with_an_unknown_broker_host_logs_every_attempt(tmp_path: Path) -> None:
+    log = tmp_path / "hub.log"
+    broker = "mqtt://no-such-broker.invalid:1883"
+    proc = _start(["hub", "--broker", broker], log, tmp_path)
+    try:
+        text = _wait_for(log, r"\(attempt 2\)", timeout=30)
+    finally:
+        rc = _stop(proc)
+    assert rc == 0, text
+    assert "hub started" in text
+    assert f"broker {broker}: cannot connect:" in text
+    assert _attempts(text) == [(1, 3), (2, 4)], text
+    assert "Traceback" not in text
