@@ -1,13 +1,45 @@
-"""Shared fixtures: real servers started and stopped by the tests themselves."""
+"""Shared fixtures: real servers started and stopped by the tests themselves.
+
+A test whose server or tool is not installed (:class:`~tests.servers.ServerMissing`,
+raised by :func:`~tests.servers.require` and the server classes, in a fixture or
+in the test) is skipped with the reason; under ``CI=true`` (``.ci/run`` installs
+everything) it fails instead, so CI never passes with server tests left out.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import Mosquitto, VictoriaMetrics
+from tests.servers import Mosquitto, ServerMissing, VictoriaMetrics
+
+
+def on_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _missing_server() -> Generator[None, object, object]:
+    try:
+        return (yield)
+    except ServerMissing as exc:
+        reason = str(exc)
+    if on_ci():
+        pytest.fail(f"{reason}; CI=true: a test that needs it must run, not skip", pytrace=False)
+    # reported at the test, not here (what a skipif mark does)
+    raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _missing_server())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _missing_server())
 
 
 @pytest.fixture

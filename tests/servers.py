@@ -2,6 +2,10 @@
 
 Each is a small process manager that can be stopped and started again on the
 same port (for outage tests). Fixtures in ``conftest.py`` wrap them.
+
+A program a test needs that is not installed raises :class:`ServerMissing`
+(:func:`require`); ``conftest.py`` turns it into a skip with the reason, or into a
+failure under ``CI=true``, where ``.ci/run`` installs everything.
 """
 
 from __future__ import annotations
@@ -39,14 +43,23 @@ def find_binary(name: str, *extra: str) -> str | None:
     return None
 
 
+class ServerMissing(Exception):  # noqa: N818 (a condition, not an error of the test)
+    """A server or tool a test needs is not installed."""
+
+
+def require(name: str, *extra: str, package: str | None = None) -> str:
+    """The path of ``name`` (also tried: the ``extra`` paths), or :class:`ServerMissing`."""
+    binary = find_binary(name, *extra)
+    if binary is None:
+        raise ServerMissing(f"{name} is not installed (apt-get install {package or name})")
+    return binary
+
+
 class Mosquitto:
     """A mosquitto broker; ``conf_extra`` lines are appended to its listener config."""
 
     def __init__(self, workdir: Path, conf_extra: str = "", port: int | None = None) -> None:
-        binary = find_binary("mosquitto", "/usr/sbin/mosquitto")
-        if binary is None:
-            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
-        self.binary = binary
+        self.binary = require("mosquitto", "/usr/sbin/mosquitto")
         self.port = port or free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -91,12 +104,7 @@ class VictoriaMetrics:
     """victoria-metrics: accepts InfluxDB line protocol on ``/api/v2/write``."""
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
-        binary = find_binary("victoria-metrics", "/usr/bin/victoria-metrics")
-        if binary is None:
-            raise RuntimeError(
-                "victoria-metrics is not installed (apt-get install victoria-metrics)"
-            )
-        self.binary = binary
+        self.binary = require("victoria-metrics", "/usr/bin/victoria-metrics")
         self.port = port or free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)

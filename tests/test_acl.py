@@ -32,16 +32,17 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.servers import Mosquitto
+from tests.servers import Mosquitto, require
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(60)]
 
 COMPOSE = Path(__file__).resolve().parents[1] / "compose"
 PASSWORDS = {"hub": "hub-pw", "homeassistant": "ha-pw", "nursery-1": "n1-pw", "nursery-2": "n2-pw"}
-if shutil.which("mosquitto_passwd") is None:
-    pytest.skip(
-        "mosquitto_passwd is not installed (apt-get install mosquitto)", allow_module_level=True
-    )
+
+
+@pytest.fixture(autouse=True)
+def _needs_mosquitto_passwd() -> None:
+    require("mosquitto_passwd", package="mosquitto")
 
 
 def _add_user(passwd: Path, name: str, password: str) -> subprocess.CompletedProcess[str]:

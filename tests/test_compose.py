@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.servers import require
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose"
 COMPOSE_FILE = COMPOSE / "docker-compose.yml"
@@ -36,8 +38,7 @@ def _env_file(path: Path) -> dict[str, str]:
 
 
 def _compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
-    if shutil.which("docker-compose") is None:
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    require("docker-compose")
     # a clean environment: only the env file may supply values
     env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
     return subprocess.run(
@@ -192,8 +193,7 @@ def test_readme_home_assistant_example_matches_the_hubs_discovery() -> None:
 
 
 def test_mosquitto_start_script_writes_service_users_and_keeps_nurseries(tmp_path: Path) -> None:
-    if shutil.which("mosquitto_passwd") is None:
-        pytest.skip("mosquitto_passwd is not installed (apt-get install mosquitto)")
+    require("mosquitto_passwd", package="mosquitto")
     passwd = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "nursery-1", "n1"], check=True)
     env = {
@@ -215,8 +215,7 @@ def test_mosquitto_start_script_writes_service_users_and_keeps_nurseries(tmp_pat
 
 
 def test_edge_unit_passes_systemd_analyze(tmp_path: Path) -> None:
-    if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed")
+    require("systemd-analyze", package="systemd")
     unit = (COMPOSE / "edge" / "nurserycry-edge.service").read_text()
     # the venv does not exist here: point ExecStart at a binary that does
     unit = re.sub(r"^ExecStart=.*$", "ExecStart=/bin/true edge", unit, flags=re.M)

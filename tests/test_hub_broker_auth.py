@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,18 +11,17 @@ from nurserycry.hub.service import Hub
 from nurserycry.shared.config import MqttSettings
 from nurserycry.shared.mqtt import MqttLink
 
-from tests.servers import Mosquitto
+from tests.servers import Mosquitto, require
 from tests.test_hub_support import FakeModel, hub_settings, payload, wait_for
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(60)]
 
 # mosquitto started as root drops to the 'mosquitto' user, which cannot read pytest's
 # private tmp dirs: "user root" keeps it as it is (a warning, fine for a test).
-NEEDS = shutil.which("mosquitto_passwd"), shutil.which("openssl")
 
 
-@pytest.mark.skipif(NEEDS[0] is None, reason="mosquitto_passwd is not installed")
 def test_username_and_password(tmp_path: Path) -> None:
+    require("mosquitto_passwd", package="mosquitto")
     pwfile = tmp_path / "passwd"
     for i, (user, pw) in enumerate([("hub", "hub-secret"), ("n1", "n1-secret")]):
         flags = ["-b", "-c"] if i == 0 else ["-b"]
@@ -67,8 +65,8 @@ def test_username_and_password(tmp_path: Path) -> None:
         broker.stop()
 
 
-@pytest.mark.skipif(NEEDS[1] is None, reason="openssl is not installed")
 def test_tls_with_own_ca(tmp_path: Path) -> None:
+    require("openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
