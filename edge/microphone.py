@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from nurserycry.extras import install_command
+
 from .ring import Block, Ring
 from .sources import Source, SourceError, SourceKind
 
@@ -33,8 +35,8 @@ def _pyaudio() -> Any:
         return importlib.import_module("pyaudio")
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise SourceError(
-            "PyAudio is not installed: sudo apt install portaudio19-dev && "
-            "pip install 'nurserycry[edge]'"
+            "PyAudio is not installed: apt-get install portaudio19-dev gcc python3-dev, "
+            f"then {install_command('edge')}"
         ) from exc
 
 

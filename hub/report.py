@@ -146,6 +146,12 @@ def main(argv: Sequence[str]) -> int:
         since, until = night_bounds(args.night)
     try:
         out = render_timeline(args.db, args.out, args.nursery, since, until)
+    except sqlite3.DatabaseError as exc:  # not SQLite, or not the hub's history
+        sys.stderr.write(
+            f"nurserycry report: {args.db} is not a NurseryCry history database ({exc}); "
+            f"the hub keeps its history in {DATA_DIR / 'history.sqlite'} unless told otherwise\n"
+        )
+        return 1
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"nurserycry report: {exc}\n")
         return 1

@@ -54,21 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nurserycry: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     try:
-        func = _load(COMMANDS[name][0])
+        return _load(COMMANDS[name][0])(rest)
     except ModuleNotFoundError as exc:
-        missing = exc.name or "a module"
-        if missing.startswith("nurserycry"):
-            print(f"nurserycry {name}: this command is not built yet ({missing}).", file=sys.stderr)
-        else:
-            extra = {"edge": "edge", "train": "train", "evaluate": "train"}.get(name, "hub")
-            print(
-                f"nurserycry {name}: missing dependency {missing!r}; "
-                f"install it with: pip install 'nurserycry[{extra}]'",
-                file=sys.stderr,
-            )
+        # a third-party module of an extra that is not installed, at import or
+        # later (a command imports its heavy modules only once it needs them)
+        if exc.name is None or exc.name.split(".")[0] == "nurserycry":
+            raise
+        from nurserycry.extras import missing_module_message
+
+        print(missing_module_message(name, exc.name.split(".")[0]), file=sys.stderr)
         return 3
-    try:
-        return func(rest)
     except KeyboardInterrupt:
         return 130
 

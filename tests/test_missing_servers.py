@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Real fixtures and server classes, with nothing installed.
-PROBE = '''
+PROBE = """
 import pytest
 from tests import servers
 
@@ -35,7 +35,7 @@ def test_a_tool(tmp_path):
 
 def test_unrelated_failure_still_fails():
     raise RuntimeError("a real bug")
-'''
+"""
 
 
 def _run(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess[str]:
