@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from nurserycry.extras import install_command
+from nurserycry.shared.extras import install_command
 
 from .ring import Block, Ring
 from .sources import Source, SourceError, SourceKind

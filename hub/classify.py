@@ -29,6 +29,7 @@ from typing import Any, Final
 import soundfile as sf
 
 from nurserycry.shared.detector import DetectorConfig, detect, stream_file
+from nurserycry.shared.frontend import FrontendParams
 from nurserycry.shared.model import CryModel
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         files = audio_files(args.paths)
+        if not files:
+            raise FileNotFoundError(
+                f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in "
+                + ", ".join(str(p) for p in args.paths)
+            )
         model = CryModel.load(args.model, variant=args.variant)
     except (FileNotFoundError, ValueError) as exc:
         print(f"nurserycry classify: {exc}", file=sys.stderr)
@@ -103,5 +109,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"nurserycry classify: {path}: {exc}", file=sys.stderr)
             status = 1
             continue
+        if record["windows"] == 0:
+            print(
+                f"nurserycry classify: {path}: {record['duration_s']} s is shorter than one "
+                f"window of the model ({config.window_frames} frames, "
+                f"{_window_seconds(config, model.params):.2f} s): nothing was scored",
+                file=sys.stderr,
+            )
         print(json.dumps(record), flush=True)
     return status
+
+
+def _window_seconds(config: DetectorConfig, p: FrontendParams) -> float:
+    """The shortest audio that gives one window (the frontend's first frame included)."""
+    return ((config.window_frames - 1) * p.hop_length + p.win_length) / p.sample_rate

@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # later (a command imports its heavy modules only once it needs them)
         if exc.name is None or exc.name.split(".")[0] == "nurserycry":
             raise
-        from nurserycry.extras import missing_module_message
+        from nurserycry.shared.extras import missing_module_message
 
         print(missing_module_message(name, exc.name.split(".")[0]), file=sys.stderr)
         return 3

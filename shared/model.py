@@ -17,6 +17,7 @@ import importlib
 import importlib.resources
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -25,7 +26,9 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from .detector import DetectorConfig
+from .extras import install_command
 from .frontend import FrontendParams, model_input
+from .native_stderr import drop_native_lines
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ VARIANT_FILES: Final = {"int8": "model.tflite", "float32": "model_float32.tflite
 # into them, so no call pays for padding or for reallocating tensors. (Batches
 # above 64 windows were slower here: their activations spill out of the cache.)
 _BATCH_SIZES: Final = (64, 16, 4, 1)
+_RUNTIME_NOISE: Final = re.compile(rb"^INFO: Created TensorFlow Lite XNNPACK delegate")
 
 
 class ModelMismatchError(RuntimeError):
@@ -102,7 +106,7 @@ def _interpreter_class() -> Any:
         except ImportError:
             continue
     raise ModuleNotFoundError(
-        "no TFLite runtime: install ai-edge-litert (pip install 'nurserycry[hub]')",
+        f"no TFLite runtime: install the hub extra ({install_command('hub')})",
         name="ai_edge_litert",
     )
 
@@ -116,7 +120,8 @@ class _Runner:
         shape = list(inp["shape"])
         if shape[0] != batch:
             self.interpreter.resize_tensor_input(inp["index"], [batch, *shape[1:]], strict=False)
-        self.interpreter.allocate_tensors()
+        with drop_native_lines(_RUNTIME_NOISE):  # the runtime's INFO line on every start
+            self.interpreter.allocate_tensors()
         inp = self.interpreter.get_input_details()[0]
         out = self.interpreter.get_output_details()[0]
         self.batch = batch

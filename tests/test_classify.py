@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from nurserycry.cli import main
 from nurserycry.shared.detector import DetectorConfig, detect, stream_file
@@ -113,6 +114,8 @@ def test_classify_errors_and_subprocess(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["path"] == str(path) and record["windows"] == 4
+    # nothing but the JSON: not the TFLite runtime's "Created ... XNNPACK delegate" line
+    assert proc.stderr == "", proc.stderr
     script = (
         "import sys; from nurserycry.cli import main; rc = main(['classify', sys.argv[1]]); "
         "sys.exit(rc or 10 * ('tensorflow' in sys.modules))"
@@ -155,3 +158,27 @@ def test_classify_computes_features_with_the_models_own_frontend(tmp_path: Path)
     # 6 s at 40 frames/s: 239 frames, so 10 windows of 1 s every 0.5 s
     assert record["windows"] == 10
     assert record["alert"] is True
+
+
+def test_a_folder_without_audio_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("no audio here")
+    (tmp_path / "sub").mkdir()
+    code, records = _run([str(tmp_path)])
+    assert code == 2 and records == []
+    assert f"no audio files (.flac, .ogg, .wav) in {tmp_path}" in capsys.readouterr().err
+
+
+def test_a_clip_shorter_than_one_window_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(3)
+    short = write(tmp_path / "short.wav", cry_like(rng, 0.8))
+    just = write(tmp_path / "just.wav", cry_like(rng, 1.02))  # exactly one window
+    code, records = _run([str(short), str(just)])
+    assert code == 0
+    assert [r["windows"] for r in records] == [0, 1]
+    err = capsys.readouterr().err
+    assert f"{short}: 0.8 s is shorter than one window of the model (50 frames, 1.02 s)" in err
+    assert str(just) not in err

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nurserycry import cli
-from nurserycry.extras import requirement
+from nurserycry.shared.extras import requirement
 
 from tests.audio_gen import cry_like, write
 
