@@ -24,12 +24,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("nurserycry.training.cli:evaluate", "evaluate a model on labelled audio"),
     "classify": ("nurserycry.hub.classify:main", "run audio files through the hub's detector"),
 }
+# (subcommand, its first argument) -> a command of its own, listed under its subcommand
+SUBCOMMANDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("edge", "install-service"): (
+        "nurserycry.edge.install:main",
+        "write the systemd unit and settings file for a Raspberry Pi",
+    ),
+}
 
 
 def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = [f"usage: nurserycry <command> [options]   (version {__version__})", "", "commands:"]
-    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    for name, (_, text) in COMMANDS.items():
+        lines.append(f"  {name:<{width}}  {text}")
+        lines += [f"  {name} {sub}: {t}" for (n, sub), (_, t) in SUBCOMMANDS.items() if n == name]
     lines += ["", "Run 'nurserycry <command> --help' for a command's options."]
     return "\n".join(lines)
 
@@ -53,8 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"nurserycry: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    target = COMMANDS[name][0]
+    if rest and (name, rest[0]) in SUBCOMMANDS:
+        target, rest = SUBCOMMANDS[name, rest[0]][0], rest[1:]
     try:
-        return _load(COMMANDS[name][0])(rest)
+        return _load(target)(rest)
     except ModuleNotFoundError as exc:
         # a third-party module of an extra that is not installed, at import or
         # later (a command imports its heavy modules only once it needs them)

@@ -200,17 +200,6 @@ def test_settings_reject_two_sources_and_bad_names(tmp_path: Path) -> None:
         EdgeSettings.load(nursery="Bad Name")
 
 
-def test_compose_env_example_is_valid_edge_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    example = Path(__file__).resolve().parents[1] / "compose" / "edge" / "edge.env.example"
-    for line in example.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            monkeypatch.setenv(key.strip(), value.strip())
-    settings = EdgeSettings.load()
-    assert settings.nursery == "nursery-1" and settings.mqtt.username == "nursery-1"
-    assert settings.source_kind == "microphone"
-
-
 def test_flags_env_and_file_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nurserycry.edge.cli import load_settings, parser
     from nurserycry.shared.settings_model import kind_of, settings_of
