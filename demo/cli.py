@@ -227,8 +227,14 @@ def _finish(settings: DemoSettings, board: Board, data_dir: Path) -> None:
         try:
             since = min(r.first_t or r.last_t for r in rows) - 1.0
             until = max(r.last_t for r in rows) + 1.0
+            # its axis counts from the same origin as the text (the scene's start)
             out = render_timeline(
-                data_dir / "history.sqlite", settings.timeline, None, since, until
+                data_dir / "history.sqlite",
+                settings.timeline,
+                None,
+                since,
+                until,
+                origin=board.origin,
             )
             sys.stdout.write(f"timeline: {out}\n")
         except (OSError, ValueError) as exc:
@@ -236,5 +242,5 @@ def _finish(settings: DemoSettings, board: Board, data_dir: Path) -> None:
     if not rows:
         sys.stdout.write(f"nursery {settings.nursery}: no audio scored\n")
     for row in rows:
-        sys.stdout.write(summary_line(row) + "\n")
+        sys.stdout.write(summary_line(row, board.origin) + "\n")
     sys.stdout.flush()

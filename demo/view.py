@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.live import Live
 from rich.logging import RichHandler
-from rich.panel import Panel
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
+
+from nurserycry.hub.report import elapsed_clock as clock
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,9 @@ class Board:
 
     def __init__(self, window_s: float = 1.0) -> None:
         self.window_s = window_s
+        # where every time shown is counted from (text, summary and timeline PNG alike):
+        # the start of the first window heard
+        self.origin: float | None = None
         self._rows: dict[str, NurseryRow] = {}
         self._lock = threading.Lock()
         self.changes: list[str] = []  # plain-view lines not yet printed
@@ -90,10 +98,12 @@ class Board:
         row = self._row(w.nursery)
         if row.first_t is None:
             row.first_t = w.t - self.window_s
+        if self.origin is None:
+            self.origin = row.first_t
         if w.label != row.state:
             self.changes.append(
                 f"{w.nursery}: {w.label} (p={w.probability:.2f}, {w.level_dbfs:.0f} dBFS) "
-                f"at {clock(w.t - row.first_t)}"
+                f"at {clock(w.t - self.origin)}"
             )
         row.state, row.probability, row.level_dbfs = w.label, w.probability, w.level_dbfs
         row.crying, row.last_t = w.crying, w.t
@@ -101,7 +111,7 @@ class Board:
 
     def _event(self, event: Any) -> None:
         row = self._row(event.device)
-        origin = row.first_t if row.first_t is not None else event.started_at
+        origin = self.origin if self.origin is not None else event.started_at
         episode = EpisodeSummary(
             event.started_at, event.ended_at, event.peak_probability, event.alert
         )
@@ -133,14 +143,11 @@ class Board:
             return lines
 
 
-def clock(seconds: float) -> str:
-    s = max(0, int(seconds))
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def summary_line(row: NurseryRow) -> str:
-    """``nursery demo: 1 episode: 00:00:12-00:00:19 (7.0 s, peak 0.97)``."""
-    origin = row.first_t if row.first_t is not None else 0.0
+def summary_line(row: NurseryRow, origin: float | None = None) -> str:
+    """``nursery demo: 1 episode: 00:00:12-00:00:19 (7.0 s, peak 0.97)``, times counted
+    from ``origin`` (default: the row's first window)."""
+    if origin is None:
+        origin = row.first_t if row.first_t is not None else 0.0
     if not row.episodes:
         heard = f"{row.windows} windows scored" if row.windows else "no audio scored"
         return f"nursery {row.nursery}: no episodes ({heard})"
@@ -161,28 +168,73 @@ def _bar(p: float, width: int = 20) -> str:
     return "█" * full + "·" * (width - full)
 
 
-def render(board: Board, title: str, footer: str) -> Any:
-    """A rich renderable: one table row per nursery."""
-    table = Table(expand=True)
-    for name in ("nursery", "state", "cry probability", "level", "episodes", "at"):
-        table.add_column(name)
-    colours = {"crying": "bold red", "other": "yellow", "quiet": "green"}
-    for row in board.rows():
-        state = "CRYING (episode)" if row.crying else row.state
-        origin = row.first_t or row.last_t
-        eps = ", ".join(
-            f"{clock(e.started_at - origin)}" + (f" {e.duration_s:.0f}s" if e.ended_at else "…")
-            for e in row.episodes[-3:]
-        )
-        table.add_row(
-            row.nursery,
-            f"[{colours.get(row.state, 'white')}]{state}[/]",
-            f"{_bar(row.probability)} {row.probability:.2f}",
-            f"{row.level_dbfs:6.1f} dBFS",
-            f"{len(row.episodes)} {eps}",
-            clock(row.last_t - origin) if row.windows else "-",
-        )
-    return Panel(table, title=title, subtitle=footer)
+# (bar width, episodes listed, short words), widest first: the first that fits is drawn
+_LAYOUTS = (
+    (20, 3, False),
+    (20, 2, False),
+    (15, 2, False),
+    (12, 1, False),
+    (10, 1, False),
+    (8, 1, False),
+    (8, 0, False),
+    (8, 0, True),
+    (5, 0, True),
+)
+_COLOURS = {"crying": "bold red", "other": "yellow", "quiet": "green"}
+
+
+class BoardView:
+    """The live view: title, one table row per nursery, footer. Laid out at every
+    redraw for the terminal's width (a narrower bar, fewer episodes listed), so no
+    column is cut; the title and footer wrap."""
+
+    def __init__(self, board: Board, title: str, footer: str) -> None:
+        self.board, self.title, self.footer = board, title, footer
+
+    def table(self, bar: int, listed: int, short: bool) -> Table:
+        rows, origin = self.board.rows(), self.board.origin
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+        for name in ("nursery", "state", "cry probability" if bar >= 10 else "cry p."):
+            table.add_column(name, no_wrap=True)
+        for name in ("level", "episodes", "at"):
+            table.add_column(name, no_wrap=True)
+        for row in rows:
+            start = origin if origin is not None else row.first_t or row.last_t
+            eps = ", ".join(
+                clock(e.started_at - start) + (f" {e.duration_s:.0f}s" if e.ended_at else " open")
+                for e in (row.episodes[-listed:] if listed else [])
+            )
+            table.add_row(
+                row.nursery,
+                f"[{_COLOURS.get(row.state, 'white')}]"
+                + (("CRYING" if short else "CRYING (episode)") if row.crying else row.state)
+                + "[/]",
+                f"{_bar(row.probability, bar)} {row.probability:.2f}",
+                f"{row.level_dbfs:.0f} dBFS" if short else f"{row.level_dbfs:.1f} dBFS",
+                f"{len(row.episodes)}" + (f": {eps}" if eps else ""),
+                clock(row.last_t - start) if row.windows else "-",
+            )
+        return table
+
+    def fitted(self, console: Console, width: int) -> Table:
+        unbounded = console.options.update_width(100_000)  # the width it wants
+        for layout in _LAYOUTS:
+            table = self.table(*layout)
+            if Measurement.get(console, unbounded, table).maximum <= width:
+                return table
+        for column in table.columns:  # narrower than the narrowest layout: wrap, never cut
+            column.no_wrap, column.overflow = False, "fold"
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Any]:
+        yield Text(self.title, style="bold")
+        yield self.fitted(console, options.max_width)
+        yield Text(self.footer, style="dim")
+
+
+def render(board: Board, title: str, footer: str) -> RenderableType:
+    """A rich renderable of the board that fits the console it is drawn on."""
+    return BoardView(board, title, footer)
 
 
 def setup_logging(level: str, tty: bool) -> Console | None:

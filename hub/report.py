@@ -3,10 +3,11 @@
 For each nursery: cry probability over time (filled), crying episodes shaded
 (hatched when they came within the cooldown and raised no alert), the sound
 level on a second axis, and the night's crying minutes and episode count in
-the title. Times are shown in the machine's local time zone.
+the title. Times are shown in the machine's local time zone, or (``origin``) as
+time since a start, the way the demo's text counts them.
 
-``render_timeline(db_path, out_png, nursery=None, since=None, until=None)`` is
-the function the demo calls.
+``render_timeline(db_path, out_png, nursery=None, since=None, until=None, origin=None)``
+is the function the demo calls.
 """
 
 from __future__ import annotations
@@ -40,21 +41,60 @@ def _latest(db_path: Path) -> float | None:
     return float(row[0]) if row and row[0] is not None else None
 
 
+def elapsed_clock(seconds: float) -> str:
+    """``HH:MM:SS`` of a time counted from some start (the demo's scene, a file)."""
+    s = max(0, int(seconds))
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+_ELAPSED_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800)
+
+
 def render_timeline(
     db_path: Path,
     out_png: Path,
     nursery: str | None = None,
     since: float | None = None,
     until: float | None = None,
+    *,
+    origin: float | None = None,
 ) -> Path:
-    """Draw the timeline of ``[since, until)`` (default: the last 16 h of data) to ``out_png``."""
+    """Draw the timeline of ``[since, until)`` (default: the last 16 h of data) to ``out_png``.
+
+    The time axis is the local wall clock, or with ``origin`` (Unix seconds) the time
+    since then as ``HH:MM:SS``, as the demo's text counts it."""
     import matplotlib  # noqa: PLC0415 (only the report needs matplotlib)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    out_png = Path(out_png)
+    fig = timeline_figure(Path(db_path), nursery, since, until, origin=origin)
+    try:
+        fig.tight_layout()
+        out_png.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out_png, dpi=100)
+    finally:
+        plt.close(fig)
+    return out_png
+
+
+def timeline_figure(
+    db_path: Path,
+    nursery: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    *,
+    origin: float | None = None,
+) -> Any:
+    """The matplotlib figure :func:`render_timeline` saves (close it with ``plt.close``)."""
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.dates as mdates  # noqa: PLC0415
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: PLC0415
 
-    db_path, out_png = Path(db_path), Path(out_png)
     if not db_path.is_file():
         raise FileNotFoundError(f"no history database at {db_path}")
     if until is None:
@@ -67,34 +107,46 @@ def render_timeline(
     nights = [read_night(db_path, name, since, until) for name in names]
 
     tz = dt.datetime.now().astimezone().tzinfo
+    first = min((n.t[0] for n in nights if n.t), default=since)
+    last = max((n.t[-1] for n in nights if n.t), default=until)
+    start, end = max(since, first), min(until, last)
+
+    def x(t: float) -> Any:
+        if origin is not None:
+            return t - origin
+        return dt.datetime.fromtimestamp(t, tz)
+
     fig, axes = plt.subplots(
         len(nights), 1, figsize=(12, 3.2 * len(nights)), sharex=True, squeeze=False
     )
-    try:
-        for ax, night in zip(axes[:, 0], nights, strict=True):
-            _draw(ax, night, tz)
+    for ax, night in zip(axes[:, 0], nights, strict=True):
+        _draw(ax, night, x)
+    bottom = axes[-1, 0]
+    bottom.set_xlim(x(start), x(end))
+    if origin is None:
         # ticks that fit the span: seconds for a demo, hours for a night
         locator = mdates.AutoDateLocator(tz=tz)  # type: ignore[no-untyped-call]
         formatter = mdates.ConciseDateFormatter(locator, tz=tz)  # type: ignore[no-untyped-call]
-        axes[-1, 0].xaxis.set_major_locator(locator)
-        axes[-1, 0].xaxis.set_major_formatter(formatter)
-        axes[-1, 0].set_xlabel("local time")
-        first = min((n.t[0] for n in nights if n.t), default=since)
-        last = max((n.t[-1] for n in nights if n.t), default=until)
-        start = dt.datetime.fromtimestamp(max(since, first), tz)
-        end = dt.datetime.fromtimestamp(min(until, last), tz)
-        axes[-1, 0].set_xlim(start, end)
-        fig.suptitle(f"NurseryCry misery meter, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}")
-        fig.tight_layout()
-        out_png.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_png, dpi=100)
-    finally:
-        plt.close(fig)
-    return out_png
+        bottom.xaxis.set_major_locator(locator)
+        bottom.xaxis.set_major_formatter(formatter)
+        bottom.set_xlabel("local time")
+        span = f"{x(start):%Y-%m-%d %H:%M} to {x(end):%Y-%m-%d %H:%M}"
+    else:
+        step = next((s for s in _ELAPSED_STEPS if (end - start) / s <= 10), _ELAPSED_STEPS[-1])
+        bottom.xaxis.set_major_locator(MultipleLocator(step))
+        bottom.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: elapsed_clock(v)))
+        bottom.set_xlabel("time since the start (HH:MM:SS)")
+        began = dt.datetime.fromtimestamp(origin, tz)
+        span = (
+            f"{elapsed_clock(start - origin)} to {elapsed_clock(end - origin)} "
+            f"after {began:%Y-%m-%d %H:%M:%S}"
+        )
+    fig.suptitle(f"NurseryCry misery meter, {span}")
+    return fig
 
 
-def _draw(a: Any, night: Night, tz: dt.tzinfo | None) -> None:
-    times = [dt.datetime.fromtimestamp(t, tz) for t in night.t]
+def _draw(a: Any, night: Night, x: Any) -> None:
+    times = [x(t) for t in night.t]
     minutes = sum(end - start for start, end, _p, _a in night.episodes) / 60.0
     a.set_title(
         f"{night.nursery}: {minutes:.1f} crying minutes in {len(night.episodes)} episode(s)",
@@ -102,8 +154,8 @@ def _draw(a: Any, night: Night, tz: dt.tzinfo | None) -> None:
     )
     for start, end, _peak, alert in night.episodes:
         a.axvspan(
-            dt.datetime.fromtimestamp(start, tz),
-            dt.datetime.fromtimestamp(end, tz),
+            x(start),
+            x(end),
             color="tab:red",
             alpha=0.25 if alert else 0.12,
             hatch=None if alert else "//",

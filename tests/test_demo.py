@@ -21,7 +21,7 @@ from nurserycry.demo.broker import BrokerStartError, EmbeddedBroker
 from nurserycry.demo.cli import choose_source
 from nurserycry.demo.scene import CRY_LABEL, SCENE_LABEL, generate_scene
 from nurserycry.demo.settings import DemoSettings
-from nurserycry.demo.view import Board, summary_line
+from nurserycry.demo.view import Board, render, summary_line
 from nurserycry.shared.config import ConfigError
 from nurserycry.shared.frontend import compute_features, decode_db
 from nurserycry.shared.schemas import EpisodeEvent
@@ -313,3 +313,104 @@ def test_board_and_summary_line() -> None:
     assert any("crying episode started at 00:00:12" in line for line in lines)
     assert any("crying episode ended, 7.0 s, peak 0.97" in line for line in lines)
     assert board.take_changes() == []
+
+
+# -- the live table and the timeline ------------------------------------------------
+
+
+def _busy_board() -> Board:
+    """A long nursery name, an open episode after four finished ones."""
+    t0 = 1_800_000_000.0
+    board = Board(window_s=1.0)
+    window = SimpleNamespace(
+        nursery="nursery-twelve", t=t0 + 1, probability=0.1, label="quiet", level_dbfs=-61.0,
+        crying=False,
+    )  # fmt: skip
+    board.update(SimpleNamespace(windows=[window], events=[]))
+    for k in range(4):
+        start = t0 + 12 + 30 * k
+        ended = _event("ended", start, start + 7, 0.97)
+        ended.event = ended.event.model_copy(update={"device": "nursery-twelve"})
+        board.update(SimpleNamespace(windows=[], events=[ended]))
+    crying = SimpleNamespace(**{**vars(window), "t": t0 + 200, "probability": 0.97})
+    crying.label, crying.crying, crying.level_dbfs = "crying", True, -20.0
+    opened = _event("started", t0 + 199, None, 0.97)
+    opened.event = opened.event.model_copy(update={"device": "nursery-twelve"})
+    board.update(SimpleNamespace(windows=[crying], events=[opened]))
+    return board
+
+
+@pytest.mark.parametrize("width", [40, 66, 72, 80, 100, 132, 200])
+def test_live_table_fits_the_terminal_and_cuts_nothing(width: int) -> None:
+    from rich.console import Console
+
+    title = f"NurseryCry demo — audio: {SCENE_LABEL}, 35 s — Ctrl-C to stop"
+    console = Console(width=width, record=True, color_system=None, force_terminal=False)
+    console.print(render(_busy_board(), title, "12/60 s · broker mqtt://127.0.0.1:40000"))
+    text = console.export_text()
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines), text
+    assert "…" not in text, text  # nothing cut with an ellipsis
+    flat = " ".join(" ".join(lines).split())
+    assert title in flat  # wrapped, whole
+    if width < 66:  # narrower than the narrowest layout: its cells wrap (not cut, above)
+        return
+    row = next(line for line in lines if line.startswith("nursery-twelve"))
+    assert "CRYING" in row and "0.97" in row and "-20" in row and "00:03:20" in row, text
+    assert " 5" in row  # episodes seen
+    if width >= 132:  # room for everything: the full words and the last three episodes
+        assert "CRYING (episode)" in row and "cry probability" in text
+        assert "00:01:12 7s, 00:01:42 7s, 00:03:19 open" in row, text
+
+
+def test_timeline_axis_counts_time_like_the_text(tmp_path: Path) -> None:
+    from matplotlib import pyplot as plt
+
+    from nurserycry.hub.engine import EpisodeRecord, WindowRecord
+    from nurserycry.hub.history import History
+    from nurserycry.hub.report import timeline_figure
+
+    t0 = 1_800_000_000.0  # the scene starts here; the first 1 s window ends at t0 + 1
+    windows = [
+        WindowRecord("demo", t0 + 1 + 0.5 * i, p, lab, -30.0, lab == "crying", "v1")
+        for i in range(70)
+        for p, lab in [(0.9, "crying") if 22 <= i < 36 else (0.1, "quiet")]
+    ]
+    ended = _event("ended", t0 + 12, t0 + 19, 0.97).event
+    history = History(tmp_path / "history.sqlite")
+    history.add(windows, [EpisodeRecord(ended, "v1")])
+    history.close()
+    board = Board(window_s=1.0)
+    board.update(SimpleNamespace(windows=windows, events=[SimpleNamespace(event=ended)]))
+    assert board.origin == t0
+    text = summary_line(board.rows()[0], board.origin)
+    assert text == "nursery demo: 1 episode: 00:00:12-00:00:19 (7.0 s, peak 0.97)"
+
+    fig = timeline_figure(tmp_path / "history.sqlite", origin=board.origin)
+    try:
+        ax = fig.axes[0]
+        (span,) = [p for p in ax.patches if p.get_width() > 0]  # the episode's shading
+        assert (span.get_x(), span.get_x() + span.get_width()) == pytest.approx((12, 19))
+        label = ax.xaxis.get_major_formatter()
+        assert label(12.0, 0) == "00:00:12" and label(19.0, 1) == "00:00:19"  # as in the text
+        assert "time since the start" in fig.axes[-2].get_xlabel() + fig.axes[0].get_xlabel()
+    finally:
+        plt.close(fig)
+
+
+def test_demo_timeline_uses_the_texts_origin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nurserycry.demo import cli as demo_cli
+
+    seen: dict[str, object] = {}
+
+    def fake_render(db: Path, out: Path, *args: object, **kwargs: object) -> Path:
+        seen.update(kwargs)
+        return out
+
+    monkeypatch.setattr(demo_cli, "render_timeline", fake_render)
+    board = _busy_board()
+    demo_cli._finish(DemoSettings(timeline=tmp_path / "n.png"), board, tmp_path)
+    assert seen["origin"] == board.origin
+    assert "00:03:19-open" in capsys.readouterr().out  # the text counts from the same origin
