@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 import re
 import signal
 import subprocess
@@ -15,10 +16,13 @@ from pathlib import Path
 import pytest
 
 from nurserycry.edge.spool import Spool
+from nurserycry.shared.config import MqttSettings
+from nurserycry.shared.mqtt import MqttLink
 
-from tests.servers import free_port
+from tests.servers import Mosquitto, free_port
 from tests.test_edge_helpers import edge_env, tone_noise, write_wav
 
+ATTEMPT_WAIT = re.compile(r"retrying the connection in (\d+) s")
 ATTEMPT = re.compile(
     r"^(\S+ \S+) WARNING .*\(attempt (\d+)\); retrying the connection in (\d+) s", re.M
 )
@@ -113,3 +117,27 @@ def test_hub_with_an_unknown_broker_host_logs_every_attempt(tmp_path: Path) -> N
     assert f"broker {broker}: cannot connect:" in text
     assert _attempts(text) == [(1, 3), (2, 4)], text
     assert "Traceback" not in text
+
+
+@pytest.mark.timeout(60)
+def test_after_a_lost_connection_each_announced_wait_is_the_real_one(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    link = MqttLink(MqttSettings(broker=mosquitto.url), "lost", min_backoff_s=1, max_backoff_s=4)
+    link.start()
+    try:
+        assert link.wait_connected(10)
+        with caplog.at_level(logging.WARNING, logger="nurserycry.shared.mqtt"):
+            mosquitto.stop()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                failed = [r for r in caplog.records if "retrying the connection" in r.message]
+                if len(failed) >= 4:
+                    break
+                time.sleep(0.1)
+    finally:
+        link.stop()
+    waits = [int(ATTEMPT_WAIT.search(r.message).group(1)) for r in failed]  # type: ignore[union-attr]
+    assert waits[:4] == [2, 4, 4, 4], [r.message for r in failed]  # doubling, capped
+    for before, after, wait in zip(failed, failed[1:], waits, strict=False):
+        assert abs(after.created - before.created - wait) < 0.8
