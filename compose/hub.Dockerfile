@@ -13,6 +13,7 @@ COPY nurserycry nurserycry
 COPY shared shared
 COPY edge edge
 COPY hub hub
+COPY demo demo
 COPY training training
 RUN pip install --no-cache-dir ".[hub]" \
     && useradd --system --create-home --home-dir /var/lib/nurserycry nurserycry

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,13 @@ def test_hub_image_copies_what_exists() -> None:
                     assert (ROOT / source).exists(), source
     assert 'ENTRYPOINT ["nurserycry", "hub"]' in dockerfile
     assert '".[hub]"' in dockerfile
+    # pip install "." needs every package folder pyproject names (setuptools stops otherwise)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    folders = {d.split("/")[0] for d in project["tool"]["setuptools"]["package-dir"].values()}
+    ignore = (COMPOSE / "hub.Dockerfile.dockerignore").read_text().splitlines()
+    for folder in folders:
+        assert f"COPY {folder} {folder}" in dockerfile, folder
+        assert f"!{folder}/" in ignore, folder
 
 
 def test_readme_home_assistant_example_matches_the_hubs_discovery() -> None:
