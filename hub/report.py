@@ -63,13 +63,10 @@ def render_timeline(
 
     The time axis is the local wall clock, or with ``origin`` (Unix seconds) the time
     since then as ``HH:MM:SS``, as the demo's text counts it."""
-    import matplotlib  # noqa: PLC0415 (only the report needs matplotlib)
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
     out_png = Path(out_png)
     fig = timeline_figure(Path(db_path), nursery, since, until, origin=origin)
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (the Agg backend is chosen by now)
+
     try:
         fig.tight_layout()
         out_png.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +85,7 @@ def timeline_figure(
     origin: float | None = None,
 ) -> Any:
     """The matplotlib figure :func:`render_timeline` saves (close it with ``plt.close``)."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib  # noqa: PLC0415 (only the report needs matplotlib)
 
     matplotlib.use("Agg")
     import matplotlib.dates as mdates  # noqa: PLC0415
