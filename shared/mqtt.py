@@ -56,7 +56,9 @@ class MqttLink:
         self._on_published: PublishedCallback | None = None
         self._away_note: Callable[[], str] | None = None
         self._failures = 0  # failed attempts since the last good connection
-        self._ever_connected = False
+        self._delays_taken = 0  # paho's reconnect delays used up since then
+        self._first_attempt = True
+        self._session_up = False  # the broker accepted us (CONNACK), not yet disconnected
         self._backoff = (max(1, int(min_backoff_s)), int(max_backoff_s))
         v5 = settings.protocol == "5"
         self._client = paho.Client(
@@ -174,8 +176,8 @@ class MqttLink:
         if rc.is_failure:
             self._log_failure(f"the broker refused the connection: {rc}")
             return
-        self._failures = 0
-        self._ever_connected = True
+        self._failures = self._delays_taken = 0
+        self._first_attempt, self._session_up = False, True
         log.info(
             "connected to %s (session present: %s)", self.settings.broker, flags.session_present
         )
@@ -190,19 +192,22 @@ class MqttLink:
     def _handle_connect_fail(self, _c: paho.Client, _u: Any) -> None:
         # paho calls this inside its ``except OSError`` around the connection attempt
         exc = sys.exc_info()[1]
-        self._log_failure(f"cannot connect: {exc}" if exc else "cannot connect")
+        # a first attempt that fails this way is retried by paho's main loop only
+        # after its first-connection loop waited too: two delays
+        delays = 2 if self._first_attempt else 1
+        self._log_failure(f"cannot connect: {exc}" if exc else "cannot connect", delays)
 
-    def _log_failure(self, why: str) -> None:
-        """One line per failed attempt, with the wait paho applies before the next one."""
+    def _log_failure(self, why: str, delays: int = 1) -> None:
+        """One line per failed attempt, with the wait paho applies before the next one
+        (its delay doubles at each wait, from ``min_backoff_s`` up to ``max_backoff_s``)."""
+        self._first_attempt = False
         if self._stopping:
             return
         self._failures += 1
         low, high = self._backoff
-        # paho 2 doubles its delay before each retry; before the very first
-        # retry it waits twice (its first-connection loop, then its main loop)
-        wait = min(low * 2**self._failures, high)
-        if not self._ever_connected and self._failures == 1:
-            wait += low
+        taken = self._delays_taken
+        wait = sum(min(low * 2**k, high) for k in range(taken, taken + delays))
+        self._delays_taken += delays
         note = ""
         if self._away_note is not None:
             try:
@@ -247,7 +252,12 @@ class MqttLink:
         _p: Properties | None,
     ) -> None:
         if self._connected.is_set() and not self._stopping:
-            log.warning("disconnected from %s: %s; reconnecting", self.settings.broker, rc)
+            low = self._backoff[0]
+            log.warning(
+                "disconnected from %s: %s; reconnecting in %d s", self.settings.broker, rc, low
+            )
+        if self._session_up:  # paho waits its shortest delay before the next attempt
+            self._session_up, self._delays_taken = False, 1
         self._connected.clear()
 
     def _handle_publish(

@@ -19,7 +19,7 @@ from nurserycry.edge.spool import Spool
 from nurserycry.shared.config import MqttSettings
 from nurserycry.shared.mqtt import MqttLink
 
-from tests.servers import Mosquitto, free_port
+from tests.servers import Mosquitto, free_port, require
 from tests.test_edge_helpers import edge_env, tone_noise, write_wav
 
 ATTEMPT_WAIT = re.compile(r"retrying the connection in (\d+) s")
@@ -141,3 +141,30 @@ def test_after_a_lost_connection_each_announced_wait_is_the_real_one(
     assert waits[:4] == [2, 4, 4, 4], [r.message for r in failed]  # doubling, capped
     for before, after, wait in zip(failed, failed[1:], waits, strict=False):
         assert abs(after.created - before.created - wait) < 0.8
+
+
+@pytest.mark.timeout(60)
+def test_edge_with_a_wrong_password_says_the_broker_refused_it(tmp_path: Path) -> None:
+    passwd_tool = require("mosquitto_passwd", package="mosquitto")
+    pwfile = tmp_path / "passwd"
+    subprocess.run([passwd_tool, "-b", "-c", str(pwfile), "n1", "right"], check=True)
+    conf = f"user root\nallow_anonymous false\npassword_file {pwfile}\n"
+    broker = Mosquitto(tmp_path / "mq", conf_extra=conf)
+    broker.start()
+    log = tmp_path / "edge.log"
+    wav = write_wav(tmp_path / "x.wav", tone_noise(1.0))
+    args = ["edge", "--broker", broker.url, "--nursery", "n1", "--spool", str(tmp_path / "s")]
+    try:
+        proc = _start(
+            [*args, "--username", "n1", "--password", "wrong", "--file", str(wav)], log, tmp_path
+        )
+        try:
+            text = _wait_for(log, r"\(attempt 3\)", timeout=20)
+        finally:
+            rc = _stop(proc)
+    finally:
+        broker.stop()
+    assert rc == 0, text
+    assert f"broker {broker.url}: the broker refused the connection: Not authorized" in text
+    assert _attempts(text)[:3] == [(1, 1), (2, 2), (3, 4)], text
+    assert "spooling features meanwhile" in text
