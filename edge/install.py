@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nurserycry.shared.config import ConfigError, flag_overrides
+from nurserycry.shared.config import ConfigError
 
 from .settings import EdgeSettings
 
@@ -96,10 +96,7 @@ def main(argv: Sequence[str]) -> int:
     user = args.username or args.nursery
     try:  # the values the agent will be started with, checked as it will check them
         EdgeSettings.load(
-            None,
-            **flag_overrides(
-                {"nursery": args.nursery, "mqtt.broker": args.broker, "mqtt.username": user}
-            ),
+            None, nursery=args.nursery, mqtt={"broker": args.broker, "username": user}
         )
     except ConfigError as exc:
         sys.stderr.write(f"nurserycry edge install-service: {exc}\n")
