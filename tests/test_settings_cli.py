@@ -18,6 +18,7 @@ from pydantic import BaseModel, SecretStr
 from nurserycry.demo import cli as demo_cli
 from nurserycry.demo.settings import DemoSettings
 from nurserycry.edge import cli as edge_cli
+from nurserycry.edge.install import parser as install_parser
 from nurserycry.edge.settings import EdgeSettings
 from nurserycry.hub import cli as hub_cli
 from nurserycry.hub.settings import HubSettings
@@ -343,8 +344,8 @@ DOCS = [
     ROOT / "compose" / "hub.env",
     ROOT / "compose" / "docker-compose.yml",
     ROOT / "compose" / "add-nursery.sh",
-    ROOT / "compose" / "edge" / "edge.env.example",
-    ROOT / "compose" / "edge" / "nurserycry-edge.service",
+    ROOT / "edge" / "service" / "edge.env",
+    ROOT / "edge" / "service" / "nurserycry-edge.service",
 ]
 
 
@@ -373,5 +374,7 @@ def test_docs_name_only_real_variables_and_flags() -> None:
             assert path and kind_of(cls, path), f"{doc.name}: {var} sets nothing"
         for role, line in re.findall(r"nurserycry (hub|edge|demo)\b([^\n`]*)", text):
             parser = parsers[commands[role]]
+            if role == "edge" and line.startswith(" install-service"):
+                parser = install_parser()
             for flag in FLAG.findall(line):
                 assert flag in parser._option_string_actions, f"{doc.name}: {role} {flag}"
