@@ -24,6 +24,8 @@ from typing import Any
 
 from amqtt.broker import Broker
 
+from nurserycry.shared.errors import BrokerStartError
+
 log = logging.getLogger(__name__)
 
 
@@ -64,10 +66,6 @@ class _ClosingBroker(Broker):  # type: ignore[misc]
             task.cancel()
         if self.connections:
             await asyncio.wait(list(self.connections), timeout=timeout)
-
-
-class BrokerStartError(RuntimeError):
-    """The embedded broker could not listen (port taken, amqtt missing ...)."""
 
 
 class EmbeddedBroker:

@@ -40,10 +40,11 @@ from rich.console import Console
 from nurserycry.hub.report import render_timeline
 from nurserycry.hub.service import Hub
 from nurserycry.hub.settings import HistorySettings, HubSettings, InfluxSettings
-from nurserycry.shared.config import ConfigError, MqttSettings
+from nurserycry.shared.config import MqttSettings
+from nurserycry.shared.errors import BrokerStartError, ConfigError
 from nurserycry.shared.settings_cli import build_parser, settings_or_exit_code
 
-from .broker import BrokerStartError, EmbeddedBroker
+from .broker import EmbeddedBroker
 from .edge import DemoEdge, microphone_available
 from .scene import generate_scene
 from .settings import DemoSettings

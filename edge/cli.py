@@ -23,12 +23,13 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from nurserycry.shared.errors import SourceError
 from nurserycry.shared.settings_cli import build_parser, load_args, settings_or_exit_code
 
 from .agent import EdgeAgent
 from .microphone import MicrophoneSource, list_devices
 from .settings import EdgeSettings
-from .sources import FileSource, Source, SourceError, StdinSource
+from .sources import FileSource, Source, StdinSource
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from nurserycry.shared.extras import install_command
+from nurserycry.shared.errors import SourceError
 
 from .ring import Block, Ring
-from .sources import Source, SourceError, SourceKind
+from .sources import Source, SourceKind
 
 log = logging.getLogger(__name__)
 

@@ -30,15 +30,13 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
+from nurserycry.shared.errors import SourceError
+
 from .ring import Block, Ring
 
 log = logging.getLogger(__name__)
 
 SourceKind = Literal["microphone", "file", "stdin", "generated"]
-
-
-class SourceError(RuntimeError):
-    """The source cannot be opened (no such device, unreadable file ...)."""
 
 
 def to_mono(samples: npt.NDArray[Any]) -> npt.NDArray[np.float32]:

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from nurserycry.shared.schemas import MessageError, RawClip
+from nurserycry.shared.errors import MessageError
+from nurserycry.shared.schemas import RawClip
 from nurserycry.shared.topics import Topics
 
 from .counters import Counters, RateLimitedWarnings

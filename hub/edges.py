@@ -10,7 +10,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from nurserycry.shared.schemas import EdgeStatus, MessageError
+from nurserycry.shared.errors import MessageError
+from nurserycry.shared.schemas import EdgeStatus
 from nurserycry.shared.topics import ONLINE
 
 from .ingest import Ingest

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from nurserycry.shared.schemas import AudioFeatures, MessageError
+from nurserycry.shared.errors import MessageError, UnsupportedVersionError
+from nurserycry.shared.schemas import AudioFeatures
 from nurserycry.shared.topics import Topics
 
 from .counters import Counters, RateLimitedWarnings
@@ -111,9 +112,11 @@ class Ingest:
             return []
         try:
             msg = AudioFeatures.decode(payload)
+        except UnsupportedVersionError as exc:
+            self.reject("rejected_version", nursery, topic, exc.reason)
+            return []
         except MessageError as exc:
-            kind = "rejected_version" if "schema version" in exc.reason else "rejected_malformed"
-            self.reject(kind, nursery, topic, exc.reason)
+            self.reject("rejected_malformed", nursery, topic, exc.reason)
             return []
         if msg.device != nursery:
             self.reject(

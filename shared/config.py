@@ -35,16 +35,13 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from .errors import ConfigError
 from .settings_errors import describe, environment_problems
 from .topics import DEFAULT_DISCOVERY_PREFIX, DEFAULT_PREFIX, check_prefix
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "nurserycry_config_file", default=None
 )
-
-
-class ConfigError(Exception):
-    """Invalid configuration; ``str()`` is a message a person can act on."""
 
 
 def _existing(path: Path) -> Path:

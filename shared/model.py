@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .detector import DetectorConfig
 from .extras import install_command
+from .errors import ModelMismatchError
 from .frontend import FrontendParams, model_input
 from .native_stderr import drop_native_lines
 
@@ -39,10 +40,6 @@ VARIANT_FILES: Final = {"int8": "model.tflite", "float32": "model_float32.tflite
 # above 64 windows were slower here: their activations spill out of the cache.)
 _BATCH_SIZES: Final = (64, 16, 4, 1)
 _RUNTIME_NOISE: Final = re.compile(rb"^INFO: Created TensorFlow Lite XNNPACK delegate")
-
-
-class ModelMismatchError(RuntimeError):
-    """The features were computed by a frontend the model was not trained on."""
 
 
 class ModelMetadata(BaseModel):

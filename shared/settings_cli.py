@@ -22,7 +22,8 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .config import ConfigError, RoleSettings
+from .config import RoleSettings
+from .errors import ConfigError
 from .settings_model import Setting, env_prefix, settings_of, unwrap
 
 S = TypeVar("S", bound=RoleSettings)

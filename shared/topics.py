@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from .errors import TopicError
 from .schemas.types import NURSERY_ID_PATTERN
 
 NurseryTopic = Literal[
@@ -44,10 +45,6 @@ OFFLINE: Final = "offline"
 
 _NURSERY_RE = re.compile(NURSERY_ID_PATTERN)
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
-
-
-class TopicError(ValueError):
-    pass
 
 
 def check_nursery(name: str) -> str:

@@ -17,12 +17,12 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from nurserycry.demo.broker import BrokerStartError, EmbeddedBroker
+from nurserycry.demo.broker import EmbeddedBroker
 from nurserycry.demo.cli import choose_source
 from nurserycry.demo.scene import CRY_LABEL, SCENE_LABEL, generate_scene
 from nurserycry.demo.settings import DemoSettings
 from nurserycry.demo.view import Board, render, summary_line
-from nurserycry.shared.config import ConfigError
+from nurserycry.shared.errors import BrokerStartError, ConfigError
 from nurserycry.shared.frontend import compute_features, decode_db
 from nurserycry.shared.schemas import EpisodeEvent
 

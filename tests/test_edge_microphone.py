@@ -89,7 +89,7 @@ def test_microphone_captures_the_files_samples(alsa_home: tuple[Path, Path]) -> 
 
 def test_unknown_device_is_a_clear_error(alsa_home: tuple[Path, Path]) -> None:
     from nurserycry.edge.microphone import MicrophoneSource
-    from nurserycry.edge.sources import SourceError
+    from nurserycry.shared.errors import SourceError
 
     alsa_home[1].write_bytes(bytes(64_000))
     with pytest.raises(SourceError, match="no input device named like 'no-such-mic'"):

@@ -13,7 +13,7 @@ from nurserycry.edge.features import FeatureBuilder
 from nurserycry.edge.ring import Block, Ring
 from nurserycry.edge.settings import EdgeSettings
 from nurserycry.edge.spool import Spool, StreamState
-from nurserycry.shared.config import ConfigError
+from nurserycry.shared.errors import ConfigError
 from nurserycry.shared.frontend import compute_features
 from nurserycry.shared.schemas import AudioFeatures
 

@@ -10,7 +10,7 @@ from nurserycry.hub.cli import load_settings, parser
 from nurserycry.hub.counters import Counters
 from nurserycry.hub.engine import Engine
 from nurserycry.hub.settings import HubSettings
-from nurserycry.shared.config import ConfigError
+from nurserycry.shared.errors import ConfigError
 
 from tests.test_hub_support import FakeModel
 

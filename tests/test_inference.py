@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nurserycry.shared.errors import ModelMismatchError
 from nurserycry.shared.frontend import DEFAULT_PARAMS, compute_features
-from nurserycry.shared.model import CryModel, ModelMetadata, ModelMismatchError, default_model_dir
+from nurserycry.shared.model import CryModel, ModelMetadata, default_model_dir
 
 from tests.audio_gen import cry_like, not_cry
 

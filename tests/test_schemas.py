@@ -20,6 +20,7 @@ from nurserycry.shared.schemas import (
     MessageError,
     NurseryState,
     RawClip,
+    UnsupportedVersionError,
     all_messages,
 )
 
@@ -111,10 +112,11 @@ def test_round_trip(cls: type[Message]) -> None:
 @pytest.mark.parametrize("cls", all_messages(), ids=lambda c: c.TYPE)
 def test_rejects_unknown_version_field_and_type(cls: type[Message]) -> None:
     body = json.loads(EXAMPLES[cls].encode())
-    with pytest.raises(MessageError, match="unsupported schema version 99"):
+    with pytest.raises(UnsupportedVersionError, match="unsupported schema version 99"):
         cls.decode(json.dumps({**body, "v": 99}))
-    with pytest.raises(MessageError, match="surprise"):
+    with pytest.raises(MessageError, match="surprise") as malformed:
         cls.decode(json.dumps({**body, "surprise": 1}))
+    assert not isinstance(malformed.value, UnsupportedVersionError)
     with pytest.raises(MessageError, match="type"):
         cls.decode(json.dumps({**body, "type": "something-else"}))
     missing = next(k for k in body if k not in {"type", "v"})

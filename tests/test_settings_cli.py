@@ -22,7 +22,8 @@ from nurserycry.edge.install import parser as install_parser
 from nurserycry.edge.settings import EdgeSettings
 from nurserycry.hub import cli as hub_cli
 from nurserycry.hub.settings import HubSettings
-from nurserycry.shared.config import ConfigError, RoleSettings
+from nurserycry.shared.config import RoleSettings
+from nurserycry.shared.errors import ConfigError
 from nurserycry.shared.settings_doc import render_table, targets, update
 from nurserycry.shared.settings_model import (
     all_paths,

@@ -8,8 +8,9 @@ import pytest
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from nurserycry.shared.config import ConfigError, MqttSettings, RoleSettings
-from nurserycry.shared.topics import TopicError, Topics
+from nurserycry.shared.config import MqttSettings, RoleSettings
+from nurserycry.shared.errors import ConfigError, TopicError
+from nurserycry.shared.topics import Topics
 
 
 def test_topic_layout_and_parse() -> None:

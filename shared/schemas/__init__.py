@@ -1,7 +1,8 @@
 """Every message on the wire, one module per family (features, status,
 detection, episode, clip). Each is versioned and strict; see ``base``."""
 
-from .base import Message, MessageError, summarise
+from ..errors import MessageError, UnsupportedVersionError
+from .base import Message, summarise
 from .clip import RawClip
 from .detection import Detection, Label, NurseryState
 from .episode import EpisodeEvent
@@ -35,6 +36,7 @@ __all__ = [
     "NurseryId",
     "NurseryState",
     "RawClip",
+    "UnsupportedVersionError",
     "all_messages",
     "summarise",
 ]

@@ -3,22 +3,20 @@
 Every message is a frozen pydantic model that rejects unknown fields, NaN and
 infinity, and any version other than the one this build speaks. ``decode``
 adds a size limit and turns every failure into one :class:`MessageError` with
-a short, loggable reason.
+a short, loggable reason (:class:`UnsupportedVersionError` for a version this build
+does not speak).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Final, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
+from ..errors import MessageError, UnsupportedVersionError
 
-class MessageError(ValueError):
-    """A payload that is not a valid message; ``reason`` is one short line."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+_UNSUPPORTED: Final = "unsupported_version"  # the pydantic error type of a bad ``v``
 
 
 class Message(BaseModel):
@@ -56,9 +54,10 @@ class Message(BaseModel):
     @classmethod
     def _check_version(cls, value: int) -> int:
         if value != cls.VERSION:
-            raise ValueError(
-                f"unsupported schema version {value} for {cls.TYPE!r} "
-                f"(this build speaks version {cls.VERSION})"
+            raise PydanticCustomError(
+                _UNSUPPORTED,
+                "unsupported schema version {v} for {type!r} (this build speaks version {speaks})",
+                {"v": value, "type": cls.TYPE, "speaks": cls.VERSION},
             )
         return value
 
@@ -75,7 +74,10 @@ class Message(BaseModel):
         try:
             return cls.model_validate_json(payload)
         except ValidationError as exc:
-            raise MessageError(summarise(exc)) from None
+            unsupported = any(e["type"] == _UNSUPPORTED for e in exc.errors(include_url=False))
+            raise (UnsupportedVersionError if unsupported else MessageError)(
+                summarise(exc)
+            ) from None
 
 
 def summarise(exc: ValidationError, limit: int = 3) -> str:
