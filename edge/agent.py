@@ -26,9 +26,10 @@ import time
 from nurserycry import __version__
 from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import EdgeStatus
+from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 
-from .clips import ClipBuffer, ClipService, IgnoredCommands
+from .clips import ClipBuffer, ClipService, refuse
 from .features import FeatureBuilder
 from .publisher import Publisher
 from .ring import Ring
@@ -67,7 +68,7 @@ class EdgeAgent:
         self.ring = Ring(max(1, int(settings.ring_seconds * source.rate)))
         self.builder: FeatureBuilder | None = None
         self.clips: ClipService | None = None
-        self._ignored = IgnoredCommands()
+        self._warn = RateLimitedWarnings(log)
         command = self.topics.nursery(nursery, "command")
         if settings.clips:
             clip_topic = self.topics.nursery(nursery, "clip")
@@ -220,7 +221,7 @@ class EdgeAgent:
             self.publisher.notify()
 
     def _clips_off(self, topic: str, payload: bytes) -> None:
-        self._ignored.refuse(topic, payload, "clips are off (--clips / NURSERYCRY_EDGE_CLIPS)")
+        refuse(self._warn, topic, payload, "clips are off (--clips / NURSERYCRY_EDGE_CLIPS)")
 
     # -- heartbeat ---------------------------------------------------------
     def status(self) -> EdgeStatus:

@@ -20,7 +20,6 @@ import io
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -29,6 +28,7 @@ import soundfile
 
 from nurserycry.shared.frontend import SAMPLE_RATE, resample
 from nurserycry.shared.schemas import RawClip
+from nurserycry.shared.throttle import RateLimitedWarnings
 
 log = logging.getLogger(__name__)
 
@@ -90,22 +90,9 @@ def encode_clip(device: str, t0: float, pcm: npt.NDArray[np.int16], rate: int) -
     return RawClip(device=device, t0=t0, sample_rate=SAMPLE_RATE, data=out.getvalue())
 
 
-class IgnoredCommands:
-    """Counts refused commands; logs one warning per minute at most (a flood stays quiet)."""
-
-    def __init__(self, every_s: float = 60.0) -> None:
-        self.count = 0
-        self.every_s = every_s
-        self._last = -float("inf")
-
-    def refuse(self, topic: str, payload: bytes, why: str) -> None:
-        self.count += 1
-        now = time.monotonic()
-        if now - self._last >= self.every_s:
-            self._last = now
-            log.warning(
-                "ignored %r on %s: %s (%d ignored so far)", payload[:40], topic, why, self.count
-            )
+def refuse(warn: RateLimitedWarnings, topic: str, payload: bytes, why: str) -> None:
+    """Log an ignored command: one warning per topic and reason a minute (a flood stays quiet)."""
+    warn.warn(("ignored", topic, why), "ignored %r on %s: %s", payload[:40], topic, why)
 
 
 class ClipService:
@@ -123,7 +110,7 @@ class ClipService:
         self._publish = publish
         self.default_s = default_s
         self.sent = 0
-        self.ignored = IgnoredCommands()
+        self._warn = RateLimitedWarnings(log)
         self._requests: queue.Queue[float | None] = queue.Queue(maxsize=4)
         self._thread = threading.Thread(target=self._run, name="clips", daemon=True)
         self._thread.start()
@@ -131,12 +118,12 @@ class ClipService:
     def on_command(self, topic: str, payload: bytes) -> None:  # paho's thread
         seconds = parse_command(payload, self.default_s)
         if seconds is None:
-            self.ignored.refuse(topic, payload, "not 'clip' or 'clip SECONDS' (up to 60)")
+            refuse(self._warn, topic, payload, "not 'clip' or 'clip SECONDS' (up to 60)")
             return
         try:
             self._requests.put_nowait(seconds)
         except queue.Full:
-            self.ignored.refuse(topic, payload, "clip requests already waiting")
+            refuse(self._warn, topic, payload, "clip requests already waiting")
 
     def _run(self) -> None:
         while (seconds := self._requests.get()) is not None:

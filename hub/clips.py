@@ -29,9 +29,10 @@ from typing import Protocol
 
 from nurserycry.shared.errors import MessageError
 from nurserycry.shared.schemas import RawClip
+from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import Topics
 
-from .counters import Counters, RateLimitedWarnings
+from .counters import Counters
 from .engine import Outputs
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,10 @@ import threading
 import time
 from typing import Any, Final, Protocol
 
+from nurserycry.shared.throttle import RateLimitedWarnings
+
 from .buffer import PointBuffer
-from .counters import Counters, RateLimitedWarnings
+from .counters import Counters
 from .engine import EpisodeRecord, WindowRecord
 from .influx_schema import EPISODE_MEASUREMENT, WINDOW_MEASUREMENT
 from .settings import HubSettings

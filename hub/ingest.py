@@ -31,9 +31,10 @@ import numpy.typing as npt
 
 from nurserycry.shared.errors import MessageError, UnsupportedVersionError
 from nurserycry.shared.schemas import AudioFeatures
+from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import Topics
 
-from .counters import Counters, RateLimitedWarnings
+from .counters import Counters
 
 log = logging.getLogger(__name__)
 

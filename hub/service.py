@@ -30,10 +30,11 @@ from typing import Final
 from nurserycry import __version__
 from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import EdgeStatus, HubStatus, NurseryState
+from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 
 from .clips import ClipCollector
-from .counters import Counters, RateLimitedWarnings
+from .counters import Counters
 from .edges import Edges
 from .engine import Engine, HubModel, Outputs
 from .history import History

@@ -7,8 +7,9 @@ import logging
 
 import pytest
 
-from nurserycry.hub.counters import Counters, RateLimitedWarnings
+from nurserycry.hub.counters import Counters
 from nurserycry.hub.ingest import Ingest
+from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import Topics
 
 from tests.test_hub_support import FRONTEND, payload
