@@ -24,7 +24,7 @@ import threading
 import time
 
 from nurserycry import __version__
-from nurserycry.shared.mqtt import MqttLink
+from nurserycry.shared.mqtt import Link, MqttLink, Received
 from nurserycry.shared.schemas import EdgeStatus
 from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
@@ -41,13 +41,13 @@ log = logging.getLogger(__name__)
 
 
 class EdgeAgent:
-    def __init__(self, settings: EdgeSettings, source: Source, link: MqttLink | None = None):
+    def __init__(self, settings: EdgeSettings, source: Source, link: Link | None = None):
         self.settings = settings
         self.source = source
         self.topics = Topics(settings.mqtt.topic_prefix, settings.mqtt.discovery_prefix)
         nursery = settings.nursery
         self.availability = self.topics.nursery(nursery, "availability")
-        self.link = link or MqttLink(
+        self.link: Link = link or MqttLink(
             settings.mqtt,
             settings.mqtt_client_id,
             will=(self.availability, OFFLINE),
@@ -74,7 +74,7 @@ class EdgeAgent:
             clip_topic = self.topics.nursery(nursery, "clip")
 
             def publish_clip(data: bytes) -> bool:
-                return self.link.connected and self.link.publish(clip_topic, data, qos=1).rc == 0
+                return self.link.connected and self.link.publish(clip_topic, data, qos=1).sent
 
             buffer = ClipBuffer(source.rate, settings.clip_seconds)
             self.clips = ClipService(nursery, buffer, publish_clip, settings.clip_seconds)
@@ -220,8 +220,10 @@ class EdgeAgent:
             self.spool.append(items, self.builder.state)
             self.publisher.notify()
 
-    def _clips_off(self, topic: str, payload: bytes) -> None:
-        refuse(self._warn, topic, payload, "clips are off (--clips / NURSERYCRY_EDGE_CLIPS)")
+    def _clips_off(self, msg: Received) -> None:
+        refuse(
+            self._warn, msg.topic, msg.payload, "clips are off (--clips / NURSERYCRY_EDGE_CLIPS)"
+        )
 
     # -- heartbeat ---------------------------------------------------------
     def status(self) -> EdgeStatus:

@@ -27,6 +27,7 @@ import numpy.typing as npt
 import soundfile
 
 from nurserycry.shared.frontend import SAMPLE_RATE, resample
+from nurserycry.shared.mqtt import Received
 from nurserycry.shared.schemas import RawClip
 from nurserycry.shared.throttle import RateLimitedWarnings
 
@@ -115,15 +116,15 @@ class ClipService:
         self._thread = threading.Thread(target=self._run, name="clips", daemon=True)
         self._thread.start()
 
-    def on_command(self, topic: str, payload: bytes) -> None:  # paho's thread
-        seconds = parse_command(payload, self.default_s)
+    def on_command(self, msg: Received) -> None:  # paho's thread
+        seconds = parse_command(msg.payload, self.default_s)
         if seconds is None:
-            refuse(self._warn, topic, payload, "not 'clip' or 'clip SECONDS' (up to 60)")
+            refuse(self._warn, msg.topic, msg.payload, "not 'clip' or 'clip SECONDS' (up to 60)")
             return
         try:
             self._requests.put_nowait(seconds)
         except queue.Full:
-            refuse(self._warn, topic, payload, "clip requests already waiting")
+            refuse(self._warn, msg.topic, msg.payload, "clip requests already waiting")
 
     def _run(self) -> None:
         while (seconds := self._requests.get()) is not None:

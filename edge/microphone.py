@@ -20,8 +20,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from nurserycry.shared.extras import install_command
 from nurserycry.shared.errors import SourceError
+from nurserycry.shared.extras import install_command
 
 from .ring import Block, Ring
 from .sources import Source, SourceKind

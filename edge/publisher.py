@@ -20,29 +20,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+
+from nurserycry.shared.mqtt import Link
 
 from .spool import Spool
 
 log = logging.getLogger(__name__)
-
-
-class Info(Protocol):
-    mid: int
-
-
-class Link(Protocol):
-    """The part of :class:`~nurserycry.shared.mqtt.MqttLink` the publisher needs."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    def publish(
-        self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False
-    ) -> Info: ...
-
-    def on_published(self, callback: Callable[[int], None]) -> None: ...
 
 
 class Publisher:

@@ -26,15 +26,21 @@ reservation (the hub sees a gap), after a clean :meth:`close` exactly.
 Bounded by payload bytes: when an append would exceed the bound, the oldest
 messages are deleted and counted in ``dropped`` (persisted too).
 
-Threads: one connection shared by the processing and publisher threads under
-a lock; each call is one short transaction (or none).
+A bad disk never stops capture (the file is a
+:class:`~nurserycry.shared.durable_queue.DurableQueue`): a corrupt spool is moved
+aside at start (numbering starts a new stream); while the disk is full or failing,
+messages stay in memory (at most ``memory_max_bytes``, oldest dropped beyond it,
+counted), a WARNING a minute says so, and they go to disk once it takes writes
+again. Acknowledged messages the disk cannot delete yet are skipped until it can.
+
+Threads: one queue shared by the processing and publisher threads under a lock;
+each call is one short transaction (or none).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -42,16 +48,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nurserycry.shared.durable_queue import DurableQueue, Row
+from nurserycry.shared.throttle import RateLimitedWarnings
+
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+Spooled = Row  # seq, topic, payload
+MEMORY_MAX_BYTES = 32_000_000  # held in memory at most while the disk refuses (~3 h of features)
 
 
 @dataclass(frozen=True)
@@ -62,39 +65,37 @@ class StreamState:
     end_time: float | None  # capture time just after the last spooled frame
 
 
-@dataclass(frozen=True)
-class Spooled:
-    seq: int
-    topic: str
-    payload: bytes
-
-
 class Spool:
     """``append`` / ``peek`` / ``ack`` / ``sync``; ``depth`` and ``dropped`` for the heartbeat."""
 
     def __init__(
-        self, path: Path, max_bytes: int, *, sync_s: float = 0.0, reserve: int = 1200
+        self,
+        path: Path,
+        max_bytes: int,
+        *,
+        sync_s: float = 0.0,
+        reserve: int = 1200,
+        memory_max_bytes: int = MEMORY_MAX_BYTES,
+        retry_s: float = 5.0,
     ) -> None:
         if max_bytes <= 0:
             raise ValueError("spool bound must be positive")
         self.path = path
         self.max_bytes = max_bytes
+        self.memory_max_bytes = min(memory_max_bytes, max_bytes)
         self.sync_s = sync_s
         self.reserve = reserve
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages")
-        self._disk_depth, self._bytes = (int(v) for v in row.fetchone())
+        self._warn = RateLimitedWarnings(log)
+        self._disk = DurableQueue(path, what="edge spool", synchronous="FULL", retry_s=retry_s)
+        self._bytes = self._disk.size_bytes
         self._pending: OrderedDict[int, tuple[str, bytes, float]] = OrderedDict()
-        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        self._pending_bytes = 0
+        self._unerased: set[int] = set()  # acknowledged, but the disk could not delete them yet
+        meta = dict(self._disk.meta)
         if "stream" not in meta:
             meta = {"stream": secrets.token_hex(8), "next_seq": "0", "next_frame": "0"}
-            with self._tx():
-                self._db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+            self._disk.put([], meta)
         next_seq = max(int(meta["next_seq"]), int(meta.get("reserved", "0")))
         if int(meta.get("reserved", "0")) > int(meta["next_seq"]):
             log.info("spool %s was not closed cleanly: seq resumes at %d", path, next_seq)
@@ -106,13 +107,8 @@ class Spool:
         )
         self._reserved = next_seq  # seqs below this are covered by what is on disk
         self._dropped = int(meta.get("dropped", "0"))
-        if self._disk_depth:
-            log.info("spool %s holds %d message(s) from before", path, self._disk_depth)
-
-    def _tx(self) -> sqlite3.Connection:
-        """``with self._tx():`` one IMMEDIATE transaction, committed or rolled back."""
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
+        if len(self._disk):
+            log.info("spool %s holds %d message(s) from before", path, len(self._disk))
 
     # -- state -----------------------------------------------------------
     @property
@@ -122,11 +118,11 @@ class Spool:
     @property
     def depth(self) -> int:
         """Messages not yet acknowledged (on disk or held in memory)."""
-        return self._disk_depth + len(self._pending)
+        return self.disk_depth + len(self._pending)
 
     @property
     def disk_depth(self) -> int:
-        return self._disk_depth
+        return max(0, len(self._disk) - len(self._unerased))
 
     @property
     def size_bytes(self) -> int:
@@ -135,6 +131,11 @@ class Spool:
     @property
     def dropped(self) -> int:
         return self._dropped
+
+    @property
+    def degraded(self) -> bool:
+        """The disk refuses writes: new messages are held in memory."""
+        return self._disk.degraded
 
     # -- processing thread ----------------------------------------------
     def append(self, items: Sequence[tuple[int, str, bytes]], state: StreamState) -> int:
@@ -147,16 +148,21 @@ class Spool:
             dropped = self._make_room(size)
             self._pending.update((seq, (topic, payload, now)) for seq, topic, payload in items)
             self._bytes += size
-            self._dropped += dropped
+            self._pending_bytes += size
             self._state = state
             if self.sync_s <= 0:
                 self._write(len(self._pending))
             elif state.next_seq > self._reserved:
                 self._write(0)  # reserve numbers ahead: one small commit per `reserve`
+            dropped += self._cap_memory()
+            self._dropped += dropped
         if dropped:
-            log.warning(
-                "spool full (%d bytes): dropped the %d oldest message(s), %d so far",
+            self._warn.warn(
+                ("dropped",),
+                "spool full (%d bytes on disk, %d in memory at most): dropped the %d oldest "
+                "message(s), %d so far",
                 self.max_bytes,
+                self.memory_max_bytes,
                 dropped,
                 self._dropped,
             )
@@ -172,33 +178,43 @@ class Spool:
                 if added > cutoff:
                     break
                 n += 1
-            if n:
-                self._write(n)
-            return n
+            if self._unerased:
+                self._erase([])
+            return n if n and self._write(n) else 0
 
     def _make_room(self, size: int) -> int:
         """Drop the oldest (disk first, then memory) until ``size`` more bytes fit."""
         dropped = 0
-        while self._disk_depth and self._bytes + size > self.max_bytes:
-            seq, length = self._db.execute(
-                "SELECT seq, LENGTH(payload) FROM messages ORDER BY seq LIMIT 1"
-            ).fetchone()
-            with self._tx() as db:
-                db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
-            self._disk_depth -= 1
-            self._bytes -= int(length)
-            dropped += 1
+        while self.disk_depth and self._bytes + size > self.max_bytes:
+            done = self._disk.drop_oldest(1)
+            if done is None:  # the disk refuses even deletes: drop from memory instead
+                break
+            self._bytes -= done[1]
+            dropped += done[0]
         while self._pending and self._bytes + size > self.max_bytes:
-            _seq, (_t, payload, _a) = self._pending.popitem(last=False)
-            self._bytes -= len(payload)
-            dropped += 1
+            dropped += self._drop_held()
         return dropped
 
-    def _write(self, n: int, exact: bool = False) -> None:
-        """Commit the ``n`` oldest held messages and the stream state (lock held)."""
-        rows = []
-        for _ in range(n):
-            seq, (topic, payload, _added) = self._pending.popitem(last=False)
+    def _cap_memory(self) -> int:
+        """While the disk refuses writes, hold at most ``memory_max_bytes`` in memory."""
+        dropped = 0
+        while len(self._pending) > 1 and self._pending_bytes > self.memory_max_bytes:
+            dropped += self._drop_held()
+        return dropped
+
+    def _drop_held(self) -> int:
+        _seq, (_t, payload, _a) = self._pending.popitem(last=False)
+        self._bytes -= len(payload)
+        self._pending_bytes -= len(payload)
+        return 1
+
+    def _write(self, n: int, exact: bool = False) -> bool:
+        """Commit the ``n`` oldest held messages and the stream state (lock held); False:
+        the disk refused, they stay held."""
+        rows: list[tuple[int | None, str, bytes]] = []
+        for seq, (topic, payload, _added) in self._pending.items():
+            if len(rows) >= n:
+                break
             rows.append((seq, topic, payload))
         st = self._state
         reserved = st.next_seq if exact or self.sync_s <= 0 else st.next_seq + self.reserve
@@ -210,23 +226,23 @@ class Spool:
         }
         if st.end_time is not None:
             meta["end_time"] = repr(st.end_time)
-        with self._tx() as db:
-            db.executemany("INSERT INTO messages VALUES (?, ?, ?)", rows)
-            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
-        self._disk_depth += len(rows)
+        if not self._disk.put(rows, meta):
+            return False
+        for _ in rows:
+            _seq, (_t, payload, _a) = self._pending.popitem(last=False)
+            self._pending_bytes -= len(payload)
         self._reserved = reserved
+        return True
 
     # -- publisher thread -----------------------------------------------
     def peek(self, after: int, limit: int) -> list[Spooled]:
         """Up to ``limit`` messages with ``seq > after``, oldest first (disk, then memory)."""
         with self._lock:
             out: list[Spooled] = []
-            if self._disk_depth:
-                rows = self._db.execute(
-                    "SELECT seq, topic, payload FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (after, limit),
-                ).fetchall()
-                out = [Spooled(int(s), str(t), bytes(p)) for s, t, p in rows]
+            if self.disk_depth:
+                extra = len(self._unerased)
+                rows = self._disk.rows(limit + extra, after=after)
+                out = [r for r in rows if r.seq not in self._unerased][:limit]
             for seq, (topic, payload, _added) in self._pending.items():
                 if len(out) >= limit:
                     break
@@ -237,29 +253,42 @@ class Spool:
     def ack(self, seqs: Iterable[int]) -> int:
         """Forget acknowledged messages (already dropped ones are ignored)."""
         gone = 0
-        on_disk: list[tuple[int]] = []
+        on_disk: list[int] = []
         with self._lock:
             for seq in seqs:
                 held = self._pending.pop(seq, None)
                 if held is not None:
                     self._bytes -= len(held[1])
+                    self._pending_bytes -= len(held[1])
                     gone += 1
                 else:
-                    on_disk.append((seq,))
-            if on_disk and self._disk_depth:
-                with self._tx() as db:
-                    for key in on_disk:
-                        row = db.execute(
-                            "DELETE FROM messages WHERE seq = ? RETURNING LENGTH(payload)", key
-                        ).fetchone()
-                        if row is not None:
-                            gone += 1
-                            self._disk_depth -= 1
-                            self._bytes -= int(row[0])
+                    on_disk.append(seq)
+            if on_disk and len(self._disk):
+                gone += self._erase(on_disk)
         return gone
+
+    def _erase(self, seqs: list[int]) -> int:
+        """Delete acknowledged messages from disk (lock held); kept to retry if it refuses."""
+        keys = [*self._unerased, *seqs]
+        done = self._disk.delete(keys)
+        if done is None:
+            new = set(seqs) - self._unerased
+            self._unerased.update(seqs)
+            return len(new)  # acknowledged: no longer counted, erased later
+        erased_before = len(self._unerased)
+        self._unerased.clear()
+        self._bytes -= done[1]
+        return max(0, done[0] - erased_before)
 
     def close(self) -> None:
         """Write what is held and the exact numbering (no reservation), then close."""
         with self._lock:
-            self._write(len(self._pending), exact=True)
-            self._db.close()
+            if self._unerased:
+                self._erase([])
+            if not self._write(len(self._pending), exact=True) and self._pending:
+                log.error(
+                    "could not save %d message(s) held in memory to %s: they are lost",
+                    len(self._pending),
+                    self.path,
+                )
+            self._disk.close()

@@ -26,8 +26,8 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from .detector import DetectorConfig
-from .extras import install_command
 from .errors import ModelMismatchError
+from .extras import install_command
 from .frontend import FrontendParams, model_input
 from .native_stderr import drop_native_lines
 

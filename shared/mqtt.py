@@ -3,7 +3,9 @@
 Threads, on purpose: paho runs its network loop in its own thread
 (``loop_start``) and reconnects there with exponential backoff; callbacks run
 on that thread and must return quickly (hand work to a queue). Everything
-else in NurseryCry talks to :class:`MqttLink` only, so tests can replace it.
+else in NurseryCry talks to the :class:`Link` protocol only (plain values in and
+out: a :class:`Received` message, a :class:`Published` receipt; nothing of paho's),
+so tests replace :class:`MqttLink` with an in-memory link and need no broker.
 
 MQTT 3.1.1 is the default (the embedded amqtt broker speaks nothing newer);
 ``protocol: "5"`` turns on MQTT 5 where the broker has it.
@@ -15,8 +17,10 @@ import logging
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -28,8 +32,51 @@ from .config import MqttSettings
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[str, bytes], None]
+_UNACKED_PRUNE: Final = 1000
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message the link hands to a subscriber."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False  # the broker kept it: sent because we subscribed, not just now
+
+
+@dataclass(frozen=True)
+class Published:
+    """What :meth:`Link.publish` says about a message it took."""
+
+    mid: int  # message id; ``on_published`` reports it once the broker has it (QoS 1)
+    sent: bool  # handed to the network now (False: not connected; QoS 1 goes on reconnect)
+
+
+Handler = Callable[[Received], None]
 PublishedCallback = Callable[[int], None]
+
+
+class Link(Protocol):
+    """One MQTT connection as every role uses it (:class:`MqttLink`, or a test's double)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, final: list[tuple[str, str]] | None = None, timeout: float = 5.0) -> None: ...
+
+    def wait_connected(self, timeout: float | None = None) -> bool: ...
+
+    def on_connect(self, hook: Callable[[], None]) -> None: ...
+
+    def on_published(self, callback: PublishedCallback) -> None: ...
+
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None: ...
+
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False
+    ) -> Published: ...
 
 
 class MqttLink:
@@ -60,6 +107,8 @@ class MqttLink:
         self._first_attempt = True
         self._session_up = False  # the broker accepted us (CONNACK), not yet disconnected
         self._backoff = (max(1, int(min_backoff_s)), int(max_backoff_s))
+        self._unacked: dict[int, paho.MQTTMessageInfo] = {}  # QoS 1, for wait_published
+        self._unacked_lock = threading.Lock()
         v5 = settings.protocol == "5"
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -148,15 +197,42 @@ class MqttLink:
 
     def publish(
         self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False
-    ) -> paho.MQTTMessageInfo:
-        return self._client.publish(topic, payload, qos=qos, retain=retain)
+    ) -> Published:
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if qos > 0:
+            with self._unacked_lock:
+                self._unacked[info.mid] = info
+                if len(self._unacked) > _UNACKED_PRUNE:
+                    self._prune()
+        return Published(info.mid, info.rc == paho.MQTT_ERR_SUCCESS)
+
+    def wait_published(self, timeout: float | None = None) -> bool:
+        """Wait until the broker acknowledged every QoS 1 message published so far."""
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._unacked_lock:
+            infos = list(self._unacked.values())
+        for info in infos:
+            left = None if end is None else max(0.0, end - time.monotonic())
+            try:
+                info.wait_for_publish(left)
+            except (RuntimeError, ValueError):  # not connected, or paho's queue was full
+                return False
+            if not info.is_published():
+                return False
+        with self._unacked_lock:
+            self._prune()
+        return True
+
+    def _prune(self) -> None:
+        """Forget acknowledged messages (lock held)."""
+        self._unacked = {m: i for m, i in self._unacked.items() if not i.is_published()}
 
     # -- paho callbacks (network thread) ---------------------------------
     @staticmethod
     def _wrap(handler: Handler) -> Callable[[paho.Client, Any, paho.MQTTMessage], None]:
         def call(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
             try:
-                handler(msg.topic, bytes(msg.payload))
+                handler(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
             except Exception:
                 log.exception("handler for %s failed", msg.topic)
 

@@ -94,14 +94,14 @@ def test_spool_write_behind_spares_the_disk_and_never_reuses_a_seq(tmp_path: Pat
     assert [m.seq for m in crashed.peek(-1, 10)] == [3, 4]
     assert crashed.state.next_seq > 6 and crashed.state.stream == stream  # no seq reused
     crashed.close()
-    spool._db.close()
+    spool._disk.close()
 
 
 def test_spool_write_through(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.spool", 10_000, sync_s=0)
     spool.append([(0, "t", b"a")], StreamState(spool.state.stream, 1, 25, None))
     assert spool.disk_depth == 1
-    spool._db.close()  # a crash: the committed message and numbering survive
+    spool._disk.close()  # a crash: the committed message and numbering survive
     again = Spool(tmp_path / "s.spool", 10_000, sync_s=0)
     assert again.state.next_seq == 1 and [m.seq for m in again.peek(-1, 5)] == [0]
     again.close()
