@@ -70,9 +70,9 @@ def publisher(url: str, nurseries: int, messages: int) -> None:
     link = MqttLink(MqttSettings(broker=url), "bench-publisher")
     link.start()
     link.wait_connected(10)
-    infos = [link.publish(t, p, qos=1) for t, p in items]
-    for info in infos:
-        info.wait_for_publish(60)
+    for t, p in items:
+        link.publish(t, p, qos=1)
+    link.wait_published(60)
     link.stop()
 
 

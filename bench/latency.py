@@ -104,7 +104,8 @@ def run(data: Path, nurseries: int, cries: int, seed: int) -> dict[str, Any]:
         hub.wait_connected(10)
         sub = MqttLink(MqttSettings(broker=broker.url), "bench-sub")
         sub.subscribe(
-            "nurserycry/+/event", lambda _t, p: events.put((time.time(), EpisodeEvent.decode(p)))
+            "nurserycry/+/event",
+            lambda m: events.put((time.time(), EpisodeEvent.decode(m.payload))),
         )
         sub.start()
         sub.wait_connected(10)

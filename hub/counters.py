@@ -7,8 +7,11 @@ is not atomic, so :class:`Counters` takes a lock (uncontended: cheap).
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Final
+
+from nurserycry.shared.throttle import RateLimitedWarnings
 
 COUNTER_NAMES: Final = (
     "messages",
@@ -62,3 +65,18 @@ class Counters:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._values)
+
+
+class Rejections:
+    """Count a rejected message and say so in one WARNING line (nursery, topic, reason),
+    at most once per nursery and reason a minute: shared by everything that checks input."""
+
+    def __init__(self, counters: Counters, logger: logging.Logger) -> None:
+        self.counters = counters
+        self.warnings = RateLimitedWarnings(logger)
+
+    def __call__(self, counter: str, nursery: str, topic: str, reason: str) -> None:
+        self.counters.add(counter)
+        self.warnings.warn(
+            (nursery, counter), "rejected message from %s on %s: %s", nursery, topic, reason
+        )

@@ -14,14 +14,14 @@ from nurserycry.shared.errors import MessageError
 from nurserycry.shared.schemas import EdgeStatus
 from nurserycry.shared.topics import ONLINE
 
-from .ingest import Ingest
+from .counters import Rejections
 
 
 class Edges:
     def __init__(
-        self, ingest: Ingest, grace_s: float, clock: Callable[[], float] = time.monotonic
+        self, reject: Rejections, grace_s: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._ingest = ingest  # rejections are counted and logged like feature messages
+        self._reject = reject  # counted and logged like rejected feature messages
         self.grace_s = grace_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -55,10 +55,10 @@ class Edges:
         try:
             status = EdgeStatus.decode(payload)
         except MessageError as exc:
-            self._ingest.reject("rejected_malformed", nursery, topic, exc.reason)
+            self._reject("rejected_malformed", nursery, topic, exc.reason)
             return
         if status.device != nursery:
-            self._ingest.reject("rejected_topic", nursery, topic, "device is not the topic's")
+            self._reject("rejected_topic", nursery, topic, "device is not the topic's")
             return
         with self._lock:
             self._status[nursery] = status

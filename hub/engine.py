@@ -64,7 +64,8 @@ class EpisodeRecord:
 class Outputs:
     windows: list[WindowRecord] = field(default_factory=list)
     events: list[EpisodeRecord] = field(default_factory=list)
-    states: dict[str, NurseryState] = field(default_factory=dict)
+    states: dict[str, NurseryState] = field(default_factory=dict)  # to publish (policy above)
+    latest: dict[str, NurseryState] = field(default_factory=dict)  # newest, published or not
 
 
 @dataclass
@@ -96,15 +97,16 @@ class Engine:
         config_for: Callable[[str], DetectorConfig],
         counters: Counters,
         state_interval_s: float = 5.0,
+        crying_seconds: Callable[[str, float, float], float] | None = None,
     ) -> None:
+        """``crying_seconds(nursery, since, until)``: seconds of crying already recorded
+        (the history), so "crying minutes today" survives a restart."""
         self.counters = counters
         self.state_interval_s = state_interval_s
         self._config_for = config_for
         self._nurseries: dict[str, _Nursery] = {}
         self._batch: npt.NDArray[np.int8] = np.empty((0, 0, 0), np.int8)
-        # (nursery, since, until) -> seconds of crying already recorded (the history), so
-        # "crying minutes today" survives a restart
-        self.crying_seconds: Callable[[str, float, float], float] | None = None
+        self._crying_seconds = crying_seconds
         self.model = model
 
     # -- model -----------------------------------------------------------
@@ -180,7 +182,7 @@ class Engine:
             last = entry.state
             if last is not None:
                 minutes = entry.minutes_closed
-                entry.state = out.states[nursery] = last.model_copy(
+                entry.state = out.states[nursery] = out.latest[nursery] = last.model_copy(
                     update={
                         "state": "other" if last.state == "crying" else last.state,
                         "crying": False,
@@ -233,9 +235,9 @@ class Engine:
         if entry.day != day:
             first = entry.day is None
             entry.day, entry.minutes_closed = day, 0.0
-            if first and self.crying_seconds is not None:  # the hub restarted today
+            if first and self._crying_seconds is not None:  # the hub restarted today
                 start = dt.datetime.combine(day, dt.time()).timestamp()
-                entry.minutes_closed = self.crying_seconds(entry.name, start, t) / 60.0
+                entry.minutes_closed = self._crying_seconds(entry.name, start, t) / 60.0
 
     def _state(
         self,
@@ -265,7 +267,7 @@ class Engine:
             last_episode_s=entry.last_episode_s,
             crying_minutes_today=round(minutes, 3),
         )
-        entry.state = state
+        entry.state = out.latest[name] = state
         key = (state.state, crying)
         if key != entry.emitted or t - entry.emitted_t >= self.state_interval_s:
             entry.emitted, entry.emitted_t = key, t

@@ -31,10 +31,9 @@ import numpy.typing as npt
 
 from nurserycry.shared.errors import MessageError, UnsupportedVersionError
 from nurserycry.shared.schemas import AudioFeatures
-from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import Topics
 
-from .counters import Counters
+from .counters import Counters, Rejections
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ class Ingest:
         reorder_messages: int = 8,
         reorder_wait_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
-        warnings: RateLimitedWarnings | None = None,
+        rejections: Rejections | None = None,
     ) -> None:
         self.topics = topics
         self.counters = counters
@@ -81,7 +80,8 @@ class Ingest:
         self.reorder_messages = reorder_messages
         self.reorder_wait_s = reorder_wait_s
         self._clock = clock
-        self._warn = warnings or RateLimitedWarnings(log)
+        self.reject = rejections or Rejections(counters, log)
+        self._warn = self.reject.warnings
         self._streams: dict[str, _Stream] = {}
         self._frontend_refused: set[tuple[str, str]] = set()
 
@@ -89,11 +89,9 @@ class Ingest:
     def nurseries(self) -> list[str]:
         return sorted(self._streams)
 
-    def reject(self, counter: str, nursery: str, topic: str, reason: str) -> None:
-        self.counters.add(counter)
-        self._warn.warn(
-            (nursery, counter), "rejected message from %s on %s: %s", nursery, topic, reason
-        )
+    def expect(self, frontend_hash: str, n_mels: int) -> None:
+        """Accept features of this frontend and shape from now on (a new model)."""
+        self.frontend_hash, self.n_mels = frontend_hash, n_mels
 
     # -- validation ------------------------------------------------------
     def feed(self, topic: str, payload: bytes) -> list[Accepted]:

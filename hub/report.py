@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .history import Night, nurseries, read_night
 from .settings import DATA_DIR
+from .sinks.history import Night, nurseries, read_night
 
 NIGHT_START_HOUR = 18  # a night runs 18:00 .. 10:00 the next day (local time)
 NIGHT_HOURS = 16

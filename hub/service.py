@@ -1,25 +1,29 @@
-"""The hub: wiring of MQTT in, validation, detection, and MQTT / InfluxDB / history out.
+"""The hub, wired: MQTT in, routes, validation, detection, and the sinks out.
+
+This module only wires and runs; what each part does lives in its own module:
+:mod:`.routes` (topic -> handler), :mod:`.ingest` (validate, order), :mod:`.engine`
+(windows, model, episodes), :mod:`.sinks` (MQTT, InfluxDB, history, clips),
+:mod:`.model_reload` (swap the model without a restart).
 
 Threads, on purpose (not asyncio: paho, influxdb-client's synchronous API and
 the TFLite interpreter are all blocking libraries):
 
-* paho's network thread only puts ``(topic, payload)`` into a bounded queue
-  (blocking briefly when it is full: back-pressure instead of loss);
-* one processing thread takes messages in batches, validates and orders
-  them (:mod:`.ingest`), cuts and scores windows for all nurseries in one
-  model call (:mod:`.engine`), publishes (:mod:`.publish`), and hands points
-  to the InfluxDB writer (:mod:`.influx`) or the local history (:mod:`.history`);
-* the InfluxDB writer thread and the model watcher thread (:mod:`.model_reload`).
+* the link's network thread only puts each :class:`~nurserycry.shared.mqtt.Received`
+  message into a bounded queue (blocking briefly when it is full: back-pressure
+  instead of loss);
+* one processing thread takes messages in batches, routes them, scores the
+  windows of all nurseries in one model call and hands the outputs to every sink;
+* the InfluxDB writer thread and the model watcher thread.
 
-``Hub(settings, model=None).start()`` / ``.stop()`` run it in-process (the demo
-does); ``snapshot()`` and ``add_listener()`` let a live view watch it.
+``Hub(settings, model=None, link=None).start()`` / ``.stop()`` run it in-process
+(the demo does; tests pass an in-memory link); ``snapshot()`` and
+``add_listener()`` let a live view watch it.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -28,26 +32,25 @@ from pathlib import Path
 from typing import Final
 
 from nurserycry import __version__
-from nurserycry.shared.mqtt import MqttLink
+from nurserycry.shared.mqtt import Link, MqttLink, Received
 from nurserycry.shared.schemas import EdgeStatus, HubStatus, NurseryState
-from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 
-from .clips import ClipCollector
-from .counters import Counters
+from .counters import Counters, Rejections
 from .edges import Edges
 from .engine import Engine, HubModel, Outputs
-from .history import History
-from .influx import LineWriter, sink_from_settings
-from .ingest import Accepted, Ingest
+from .ingest import Ingest
 from .model_reload import ModelWatcher, load_watched
-from .publish import Publisher
+from .routes import RECONNECTED, HubRoutes
 from .settings import HubSettings
+from .sinks import Sink
+from .sinks.clips import ClipCollector
+from .sinks.history import History
+from .sinks.influx import FLUSH_AT_STOP_S, LineWriter, sink_from_settings
+from .sinks.mqtt import MqttSink
 
 log = logging.getLogger(__name__)
 
-RELOAD_COMMAND: Final = b"reload-model"
-_RECONNECTED: Final = ""  # queue marker: the link (re)connected
 _BATCH_MESSAGES: Final = 512
 
 
@@ -68,82 +71,88 @@ class Hub:
         settings: HubSettings,
         model: HubModel | None = None,
         *,
+        link: Link | None = None,
         influx_writer: LineWriter | None = None,
         loader: Callable[[Path], HubModel] | None = None,
     ) -> None:
         """``model``: use this one (no reloads); else ``loader`` (default ``CryModel.load``)
-        loads ``settings.model`` (default: the shipped model) and reloads it when it changes."""
+        loads ``settings.model`` (default: the shipped model) and reloads it when it changes.
+        ``link``: default an :class:`MqttLink` to ``settings.mqtt``."""
         self.settings = settings
-        self.topics = Topics(settings.mqtt.topic_prefix, settings.mqtt.discovery_prefix)
-        self._hub_prefix = self.topics.hub("status").rsplit("/", 1)[0] + "/"
+        self.topics = topics = Topics(settings.mqtt.topic_prefix, settings.mqtt.discovery_prefix)
         self.counters = Counters()
         self._watcher: ModelWatcher[HubModel] | None = None
         if model is None:
             model, self._watcher = load_watched(
                 settings.model, loader, self._model_loaded, self.counters, settings.model_poll_s
             )
-        meta = model.metadata
-        self.engine = Engine(model, settings.detector_for, self.counters, settings.state_interval_s)
+        self.link = link or _mqtt_link(settings, topics)
+        self.history = (
+            History(settings.history.db, self.counters, settings.history.days)
+            if settings.keep_history
+            else None
+        )
+        self.engine = Engine(
+            model,
+            settings.detector_for,
+            self.counters,
+            settings.state_interval_s,
+            crying_seconds=self.history.crying_seconds if self.history is not None else None,
+        )
+        meta, reject = model.metadata, Rejections(self.counters, log)
         self.ingest = Ingest(
-            self.topics,
+            topics,
             self.counters,
             meta.frontend_hash,
             meta.frontend_params.n_mels,
             reorder_messages=settings.reorder_messages,
             reorder_wait_s=settings.reorder_wait_s,
+            rejections=reject,
         )
-        availability = self.topics.hub("availability")
-        self.link = MqttLink(
-            settings.mqtt,
-            settings.client_id,
-            will=(availability, OFFLINE),
-            birth=[(availability, ONLINE)],
-            persistent_session=True,
-        )
-        self.publisher = Publisher(self.link, self.topics, settings.detections)
+        self.edges = Edges(reject, settings.edge_offline_s)
+        self.mqtt = MqttSink(self.link, topics, settings.detections)
         self.influx = sink_from_settings(settings, self.counters, influx_writer)
-        self.history = History(settings.history.db) if settings.keep_history else None
-        if self.history is not None:
-            self.engine.crying_seconds = self.history.crying_seconds
-        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(settings.queue_size)
-        self._listeners: list[Callable[[Outputs], None]] = []
-        self.clips: ClipCollector | None = None
-        if settings.clips.dir is not None:
-            self.clips = ClipCollector(
+        self.clips = (
+            ClipCollector(
                 self.link,
-                self.topics,
+                topics,
                 settings.clips.dir,
                 seconds=settings.clips.seconds,
                 keep=settings.clips.keep,
                 counters=self.counters,
             )
-            self._listeners.append(self.clips.on_outputs)
+            if settings.clips.dir is not None
+            else None
+        )
+        self.sinks: list[Sink] = [self.mqtt]
+        self.sinks += [s for s in (self.influx, self.history, self.clips) if s is not None]
+        self.routes = HubRoutes(
+            topics,
+            self.ingest,
+            self.edges,
+            self.mqtt,
+            clips=self.clips,
+            reload_model=self.reload_model,
+        )
+        self._queue: queue.Queue[Received] = queue.Queue(settings.queue_size)
+        self._listeners: list[Callable[[Outputs], None]] = []
         self._new_model: HubModel | None = None
         self._lock = threading.Lock()
-        self._states: dict[str, NurseryState] = {}
-        self.edges = Edges(self.ingest, settings.edge_offline_s)
-        self._warn = RateLimitedWarnings(log)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hub-processing", daemon=True)
         self._started = self._stopped = False
         self._t_start = time.monotonic()
-        self._next_status = self._next_prune = 0.0
+        self._next_status = 0.0
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:
-        topics, enqueue = self.topics, self._enqueue
-        self.link.subscribe(topics.all_nurseries("features"), enqueue, qos=1)
-        self.link.subscribe(topics.all_nurseries("availability"), enqueue, qos=1)
-        self.link.subscribe(topics.all_nurseries("status"), enqueue, qos=0)
-        self.link.subscribe(topics.hub("command"), enqueue, qos=1)
-        self.link.subscribe(topics.ha_status, enqueue, qos=1)
-        self.link.on_connect(lambda: self._enqueue(_RECONNECTED, b""))
-        if self.clips is not None:
-            self.clips.start()
+        for sub in self.routes.table.subscriptions:
+            self.link.subscribe(sub.topic_filter, self._enqueue, qos=sub.qos)
+        self.link.on_connect(lambda: self._enqueue(RECONNECTED))
+        for sink in self.sinks:
+            sink.start()
         self._t_start = time.monotonic()
         self._thread.start()
-        if self.influx is not None:
-            self.influx.start()
         if self._watcher is not None:
             self._watcher.start()
         self.link.start()
@@ -161,7 +170,8 @@ class Hub:
         return self.link.wait_connected(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Process what was received, close open episodes, say offline, flush writes."""
+        """Process what was received, close open episodes, say offline, flush writes
+        (InfluxDB for at most :data:`~.sinks.influx.FLUSH_AT_STOP_S`; the rest stays on disk)."""
         if self._stopped:
             return
         self._stopped = True
@@ -181,10 +191,11 @@ class Hub:
         log.info("hub stopped: %s", self.counters.snapshot())
 
     def _close_sinks(self, timeout: float) -> None:
-        if self.influx is not None:
-            self.influx.stop(timeout)
-        if self.history is not None:
-            self.history.close()
+        for sink in self.sinks:
+            try:
+                sink.close(min(timeout, FLUSH_AT_STOP_S))
+            except Exception:
+                log.exception("closing %s failed", type(sink).__name__)
 
     # -- observation -----------------------------------------------------
     def add_listener(self, callback: Callable[[Outputs], None]) -> None:
@@ -192,14 +203,13 @@ class Hub:
         self._listeners.append(callback)
 
     def snapshot(self) -> HubSnapshot:
-        with self._lock:
-            return HubSnapshot(
-                self.engine.version,
-                dict(self._states),
-                self.edges.online(),
-                self.edges.status(),
-                self.counters.snapshot(),
-            )
+        return HubSnapshot(
+            self.engine.version,
+            self.mqtt.states(),
+            self.edges.online(),
+            self.edges.status(),
+            self.counters.snapshot(),
+        )
 
     def status(self) -> HubStatus:
         counters = self.counters.snapshot()
@@ -226,16 +236,16 @@ class Hub:
             self._new_model = model
 
     # -- network thread --------------------------------------------------
-    def _enqueue(self, topic: str, payload: bytes) -> None:
+    def _enqueue(self, msg: Received) -> None:
         try:
-            self._queue.put((topic, payload), timeout=5.0)
+            self._queue.put(msg, timeout=5.0)
         except queue.Full:
             self.counters.add("dropped_queue_full")
-            log.error("hub queue full for 5 s: dropped a message on %s", topic)
+            log.error("hub queue full for 5 s: dropped a message on %s", msg.topic)
 
     # -- processing thread -----------------------------------------------
-    def _take(self, block: bool) -> list[tuple[str, bytes]]:
-        items: list[tuple[str, bytes]] = []
+    def _take(self, block: bool) -> list[Received]:
+        items: list[Received] = []
         if block:
             try:
                 items.append(self._queue.get(timeout=0.2))
@@ -259,37 +269,12 @@ class Hub:
             if self._stop.is_set() and self._queue.empty():
                 return
 
-    def _handle(self, items: list[tuple[str, bytes]]) -> None:
-        accepted: list[Accepted] = []
-        topics = self.topics
-        for topic, payload in items:
-            parsed = topics.parse(topic)
-            if parsed is not None and parsed[1] == "features":
-                accepted += self.ingest.feed(topic, payload)
-            elif parsed is not None and parsed[1] == "availability":
-                self.edges.availability(parsed[0], payload)
-            elif parsed is not None and parsed[1] == "status":
-                self.edges.heartbeat(parsed[0], topic, payload)
-            elif topic == topics.ha_status:
-                if payload.strip() == ONLINE.encode():
-                    log.info("Home Assistant is online: republishing discovery")
-                    self.publisher.announce_all()
-                    self._republish_states()
-            elif topic == topics.hub("command"):
-                self._command(payload)
-            elif topic.startswith(self._hub_prefix):
-                pass  # our own availability (matched by the +/availability filter)
-            elif topic == _RECONNECTED:
-                self.publisher.announce_all()  # the broker may have lost retained messages
-                self._republish_states()
-            else:
-                accepted += self.ingest.feed(topic, payload)  # counts and logs the rejection
-        accepted += self.ingest.expire()
+    def _handle(self, items: list[Received]) -> None:
+        for msg in items:
+            self.routes.handle(msg)
+        accepted = self.routes.take()
         self._swap_model()
         if accepted:
-            for nursery in {a.nursery for a in accepted}:
-                self.publisher.announce(nursery)
-                self.edges.heard(nursery)
             self._emit(self.engine.process(accepted))
         for nursery in self.edges.gone():  # its edge died: do not leave an episode open
             self._emit(self.engine.close(nursery))
@@ -297,44 +282,13 @@ class Hub:
     def _emit(self, out: Outputs) -> None:
         if not out.windows and not out.events and not out.states:
             return
-        self.publisher.outputs(out)
-        if self.influx is not None:
-            self.influx.add_windows(out.windows)
-            self.influx.add_episodes(out.events)
-        if self.history is not None:
-            try:
-                self.history.add(out.windows, out.events)
-            except sqlite3.Error as exc:  # e.g. disk full: MQTT and InfluxDB go on
-                self.counters.add("history_failed", len(out.windows))
-                self._warn.warn(("history",), "local history write failed: %s", exc)
-            self.counters.set("history_written", self.history.written)
-        if out.windows:
-            with self._lock:
-                for name in {w.nursery for w in out.windows}:
-                    state = self.engine.state(name)
-                    if state is not None:
-                        self._states[name] = state
+        for sink in self.sinks:
+            sink.write(out)
         for listener in self._listeners:
             try:
                 listener(out)
             except Exception:
                 log.exception("hub listener failed")
-
-    def _republish_states(self) -> None:
-        with self._lock:
-            states = list(self._states.values())
-        for state in states:
-            self.link.publish(
-                self.topics.nursery(state.device, "state"), state.encode(), qos=1, retain=True
-            )
-
-    def _command(self, payload: bytes) -> None:
-        command = payload.strip()
-        if command == RELOAD_COMMAND:
-            log.info("reload-model requested")
-            self.reload_model()
-        else:
-            log.warning("unknown hub command %r (known: reload-model)", command[:40])
 
     def _swap_model(self) -> None:
         with self._lock:
@@ -343,16 +297,23 @@ class Hub:
             return
         meta = model.metadata
         self.engine.model = model
-        self.ingest.frontend_hash = meta.frontend_hash
-        self.ingest.n_mels = meta.frontend_params.n_mels
+        self.ingest.expect(meta.frontend_hash, meta.frontend_params.n_mels)
         log.info("now scoring with model %s", meta.model_version)
 
     def _tick(self) -> None:
         now = time.monotonic()
-        if self.history is not None and now >= self._next_prune:
-            self._next_prune = now + 3600
-            self.history.prune(time.time() - self.settings.history.days * 86400)
         if now >= self._next_status:
             self._next_status = now + self.settings.status_interval_s
             if self.link.connected:
-                self.publisher.status(self.status())
+                self.mqtt.status(self.status())
+
+
+def _mqtt_link(settings: HubSettings, topics: Topics) -> MqttLink:
+    availability = topics.hub("availability")
+    return MqttLink(
+        settings.mqtt,
+        settings.client_id,
+        will=(availability, OFFLINE),
+        birth=[(availability, ONLINE)],
+        persistent_session=True,
+    )

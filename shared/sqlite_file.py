@@ -60,13 +60,14 @@ def disk_trouble(exc: BaseException) -> bool:
 def move_aside(path: Path, why: str) -> Path | None:
     """Rename ``path`` (and its WAL/SHM files) to ``<name>.corrupt-<UTC time>``."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    free = path.with_name(f"{path.name}.corrupt-{stamp}")
     n = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    while free.exists():
+        free = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
         n += 1
+    target: Path | None = free
     try:
-        path.replace(target)
+        path.replace(free)
     except OSError as exc:
         log.error("cannot move the damaged %s aside (%s); deleting it", path, exc)
         path.unlink(missing_ok=True)
@@ -97,9 +98,9 @@ def connect(
     Disk trouble is raised (``sqlite3.OperationalError`` / ``OSError``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for attempt in (1, 2):
-        db = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None if autocommit else ""
-        )
+        db = sqlite3.connect(path, check_same_thread=False)
+        if autocommit:
+            db.isolation_level = None
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={synchronous}")

@@ -1,4 +1,4 @@
-"""The Grafana "misery meter" reads exactly what the hub writes (hub/influx_schema.py)."""
+"""The Grafana "misery meter" reads exactly what the hub writes (hub/sinks/influx_schema.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nurserycry.hub import influx_schema as schema
+from nurserycry.hub.sinks import influx_schema as schema
 
 GRAFANA = Path(__file__).resolve().parents[1] / "compose" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "misery-meter.json"

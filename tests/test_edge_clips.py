@@ -59,7 +59,9 @@ def test_clip_on_request_only_when_turned_on(
     wav = write_wav(tmp_path / "a.wav", audio)
     sub = Collector(mosquitto, "nursery-7")
     clips: queue.Queue[bytes] = queue.Queue()
-    sub.link.subscribe(f"nurserycry/{nursery_name('nursery-7')}/clip", lambda _t, p: clips.put(p))
+    sub.link.subscribe(
+        f"nurserycry/{nursery_name('nursery-7')}/clip", lambda m: clips.put(m.payload)
+    )
     hub = MqttLink(MqttSettings(broker=mosquitto.url), "clip-requester")
     hub.start()
     assert hub.wait_connected(10)
@@ -71,7 +73,8 @@ def test_clip_on_request_only_when_turned_on(
         try:
             assert sub.wait(lambda s: len(s.features) >= 4, 20)  # 2 s captured
             command = f"nurserycry/{nursery_name('nursery-7')}/command"
-            hub.publish(command, "clip 1.5", qos=1).wait_for_publish(5)
+            hub.publish(command, "clip 1.5", qos=1)
+            hub.wait_published(5)
             if enabled:
                 clip = RawClip.decode(clips.get(timeout=15))
             else:

@@ -14,7 +14,7 @@ import numpy as np
 import soundfile
 
 from nurserycry.shared.config import MqttSettings
-from nurserycry.shared.mqtt import MqttLink
+from nurserycry.shared.mqtt import MqttLink, Received
 from nurserycry.shared.schemas import AudioFeatures, EdgeStatus
 
 from tests.servers import Mosquitto
@@ -107,21 +107,21 @@ class Collector:
         if not self.link.wait_connected(10):
             raise TimeoutError("collector could not connect")
 
-    def _on_features(self, topic: str, payload: bytes) -> None:
-        msg = AudioFeatures.decode(payload)
+    def _on_features(self, received: Received) -> None:
+        msg = AudioFeatures.decode(received.payload)
         with self._changed:
             self.features.append(msg)
-            self.raw_bytes += len(payload) + len(topic)
+            self.raw_bytes += len(received.payload) + len(received.topic)
             self._changed.notify_all()
 
-    def _on_status(self, _topic: str, payload: bytes) -> None:
+    def _on_status(self, received: Received) -> None:
         with self._changed:
-            self.status.append(EdgeStatus.decode(payload))
+            self.status.append(EdgeStatus.decode(received.payload))
             self._changed.notify_all()
 
-    def _on_availability(self, _topic: str, payload: bytes) -> None:
+    def _on_availability(self, received: Received) -> None:
         with self._changed:
-            self.availability.append(payload.decode())
+            self.availability.append(received.payload.decode())
             self._changed.notify_all()
 
     def wait(self, predicate: Callable[[Collector], bool], timeout: float = 20.0) -> bool:

@@ -17,6 +17,8 @@ from nurserycry.shared.errors import ConfigError
 from nurserycry.shared.frontend import compute_features
 from nurserycry.shared.schemas import AudioFeatures
 
+from tests.memory_link import MemoryLink
+
 
 def _audio(seconds: float, rate: int = 16_000, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -298,58 +300,30 @@ def test_stdin_source_reassembles_samples_split_across_reads() -> None:
 
 
 # -- publisher -----------------------------------------------------------------
-class _FakeLink:
-    """Records publishes; the test plays the broker's PUBACKs."""
-
-    def __init__(self) -> None:
-        self.connected = True
-        self.sent: list[tuple[int, bytes]] = []  # (mid, payload)
-        self.callback: object = None
-
-    def publish(
-        self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False
-    ) -> object:
-        assert qos == 1 and not retain
-        mid = len(self.sent) + 1
-        self.sent.append((mid, payload if isinstance(payload, bytes) else payload.encode()))
-
-        class Info:
-            pass
-
-        info = Info()
-        info.mid = mid  # type: ignore[attr-defined]
-        return info
-
-    def on_published(self, callback: object) -> None:
-        self.callback = callback
-
-
 def test_publisher_window_order_and_delete_after_puback(tmp_path: Path) -> None:
     from nurserycry.edge.publisher import Publisher
 
     spool = Spool(tmp_path / "s.spool", 10**6)
     stream = spool.state.stream
     spool.append([(s, "t", b"m%d" % s) for s in range(10)], StreamState(stream, 10, 0, None))
-    link = _FakeLink()
-    pub = Publisher(spool, link, window=4)  # type: ignore[arg-type]
-    link.connected = False
+    link = MemoryLink(auto_ack=False)  # the test plays the broker's PUBACKs
+    pub = Publisher(spool, link, window=4)
     pub.step()
-    assert link.sent == []  # nothing handed over while disconnected
-    link.connected = True
+    assert link.published == []  # nothing handed over while disconnected
+    link.connect()
     pub.step()
-    assert [p for _, p in link.sent] == [b"m0", b"m1", b"m2", b"m3"] and pub.inflight == 4
+    sent = link.on("t")
+    assert sent == [b"m0", b"m1", b"m2", b"m3"] and pub.inflight == 4
     pub.step()
-    assert len(link.sent) == 4  # the window is full until PUBACKs arrive
-    callback = link.callback
-    assert callable(callback)
-    callback(2)  # PUBACK for m1 (out of order is fine)
-    callback(999)  # a PUBACK for something else (a clip, the birth message)
+    assert len(link.on("t")) == 4  # the window is full until PUBACKs arrive
+    link.ack(2)  # PUBACK for m1 (out of order is fine)
+    link.ack(999)  # a PUBACK for something else (a clip, the birth message)
     pub.step()
     assert spool.depth == 9 and [m.seq for m in spool.peek(-1, 20)][:2] == [0, 2]
-    assert [p for _, p in link.sent][4:] == [b"m4"] and pub.sent == 1
+    assert link.on("t")[4:] == [b"m4"] and pub.sent == 1
     for mid in range(1, 20):
-        callback(mid)
+        link.ack(mid)
         pub.step()
     assert spool.depth == 0 and pub.wait_idle(0) and pub.sent == 10
-    assert [p for _, p in link.sent] == [b"m%d" % s for s in range(10)]  # in order, once
+    assert link.on("t") == [b"m%d" % s for s in range(10)]  # in order, once
     spool.close()

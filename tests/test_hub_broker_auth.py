@@ -54,7 +54,8 @@ def test_username_and_password(tmp_path: Path) -> None:
         link.start()
         assert link.wait_connected(10)
         for seq in range(3):
-            link.publish("nurserycry/n1/features", payload("n1", seq), qos=1).wait_for_publish(5)
+            link.publish("nurserycry/n1/features", payload("n1", seq), qos=1)
+            link.wait_published(5)
         wait_for(
             lambda: hub.counters.get("windows") == 2, what="windows via an authenticated broker"
         )
@@ -94,7 +95,8 @@ def test_tls_with_own_ca(tmp_path: Path) -> None:
         link.start()
         assert link.wait_connected(10)
         for seq in range(3):
-            link.publish("nurserycry/n1/features", payload("n1", seq), qos=1).wait_for_publish(5)
+            link.publish("nurserycry/n1/features", payload("n1", seq), qos=1)
+            link.wait_published(5)
         wait_for(lambda: hub.counters.get("windows") == 2, what="windows over TLS")
         link.stop()
     finally:

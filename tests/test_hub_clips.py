@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from nurserycry.edge.clips import encode_clip
-from nurserycry.hub.clips import ANSWER_S, ClipCollector
 from nurserycry.hub.counters import Counters
 from nurserycry.hub.engine import EpisodeRecord, Outputs
+from nurserycry.hub.sinks.clips import ANSWER_S, ClipCollector
+from nurserycry.shared.mqtt import Received
 from nurserycry.shared.schemas import EpisodeEvent
 from nurserycry.shared.topics import Topics
 
+from tests.memory_link import MemoryLink
 from tests.test_hub_support import T0
-
-
-class FakeLink:
-    def __init__(self) -> None:
-        self.published: list[tuple[str, bytes]] = []
-
-    def subscribe(self, topic_filter: str, handler: Any, qos: int = 1) -> None:
-        pass
-
-    def publish(self, topic: str, payload: bytes | str, qos: int = 0) -> None:
-        self.published.append((topic, payload if isinstance(payload, bytes) else payload.encode()))
 
 
 def _started(device: str, alert: bool) -> Outputs:
@@ -44,7 +34,7 @@ def _started(device: str, alert: bool) -> Outputs:
 
 
 def test_requests_only_on_alerts_and_late_clips_are_not_the_episodes(tmp_path: Path) -> None:
-    link, counters = FakeLink(), Counters()
+    link, counters = MemoryLink(), Counters()
     clips = ClipCollector(
         link,
         Topics("nurserycry", "homeassistant"),
@@ -54,14 +44,14 @@ def test_requests_only_on_alerts_and_late_clips_are_not_the_episodes(tmp_path: P
         counters=counters,
     )
     clips.start()
-    clips.on_outputs(_started("n1", alert=False))  # within the cooldown: no clip
+    clips.write(_started("n1", alert=False))  # within the cooldown: no clip
     assert link.published == []
-    clips.on_outputs(_started("n1", alert=True))
-    assert link.published == [("nurserycry/n1/command", b"clip 12")]
+    clips.write(_started("n1", alert=True))
+    assert [(s.topic, s.payload) for s in link.published] == [("nurserycry/n1/command", b"clip 12")]
     pcm = np.zeros(16_000, np.int16)
     clips._asked["n1"] = ("ep-1", time.monotonic() - ANSWER_S - 1)  # never answered in time
-    clips.on_clip("nurserycry/n1/clip", encode_clip("n1", T0, pcm, 16_000).encode())
+    clips.on_clip(Received("nurserycry/n1/clip", encode_clip("n1", T0, pcm, 16_000).encode()))
     assert [p.name for p in (tmp_path / "n1").iterdir()] == ["20260921T141320_request.flac"]
-    clips.on_clip("nurserycry/n1/clip", b'{"type": "clip"}')
-    clips.on_clip("nurserycry/hub/clip", encode_clip("hub", T0, pcm, 16_000).encode())
+    clips.on_clip(Received("nurserycry/n1/clip", b'{"type": "clip"}'))
+    clips.on_clip(Received("nurserycry/hub/clip", encode_clip("hub", T0, pcm, 16_000).encode()))
     assert counters.get("clips_rejected") == 2 and counters.get("clips_stored") == 1

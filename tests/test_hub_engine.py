@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from nurserycry.hub import discovery
 from nurserycry.hub.counters import Counters
@@ -29,12 +30,18 @@ def run(engine: Engine, plan: dict[str, list[bool]]) -> list[Outputs]:
     return outs
 
 
-def make(config: DetectorConfig | None = None) -> tuple[Engine, FakeModel]:
+def make(
+    config: DetectorConfig | None = None,
+    crying_seconds: Callable[[str, float, float], float] | None = None,
+) -> tuple[Engine, FakeModel]:
     model = FakeModel()
     cfg = config or DetectorConfig(
         episodes=EpisodeConfig(release_s=2.0, cooldown_s=10.0, min_episode_s=1.0)
     )
-    return Engine(model, lambda _n: cfg, Counters(), state_interval_s=5.0), model
+    engine = Engine(
+        model, lambda _n: cfg, Counters(), state_interval_s=5.0, crying_seconds=crying_seconds
+    )
+    return engine, model
 
 
 def test_windows_from_several_nurseries_share_one_model_call() -> None:
@@ -76,14 +83,13 @@ def test_episode_started_and_ended_with_duration_and_peak() -> None:
 
 
 def test_crying_minutes_today_start_from_the_history() -> None:
-    engine, _ = make()
     asked: list[tuple[str, float, float]] = []
 
     def recorded(nursery: str, since: float, until: float) -> float:
         asked.append((nursery, since, until))
         return 120.0
 
-    engine.crying_seconds = recorded
+    engine, _ = make(crying_seconds=recorded)
     run(engine, {"n1": [False] * 3})
     state = engine.state("n1")
     assert state is not None

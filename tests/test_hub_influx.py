@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from nurserycry.hub.buffer import PointBuffer
 from nurserycry.hub.counters import Counters
 from nurserycry.hub.engine import EpisodeRecord, WindowRecord
-from nurserycry.hub.influx import InfluxClientWriter, InfluxSink, episode_line, window_line
+from nurserycry.hub.sinks.influx import InfluxClientWriter, InfluxSink
+from nurserycry.hub.sinks.influx_buffer import PointBuffer
+from nurserycry.hub.sinks.influx_schema import EPISODE, WINDOW, episode_line, window_line
 from nurserycry.shared.schemas import EpisodeEvent
 
 from tests.servers import VictoriaMetrics
@@ -23,10 +24,11 @@ def window(i: int, nursery: str = "n1") -> WindowRecord:
 
 
 def test_line_protocol_matches_the_schema() -> None:
-    line = window_line(window(2))
-    assert line == (
-        "nurserycry_window,nursery=n1,label=other,model=m\\ 1 "
-        "cry_probability=0.25,level_dbfs=-42.5,crying=0i 1790000001000000000"
+    """Names come from the schema (written once); values and formatting are checked here."""
+    w_tags, w_fields = WINDOW.tags, WINDOW.field_names
+    assert window_line(window(2)) == (
+        f"{WINDOW.name},{w_tags[0]}=n1,{w_tags[1]}=other,{w_tags[2]}=m\\ 1 "
+        f"{w_fields[0]}=0.25,{w_fields[1]}=-42.5,{w_fields[2]}=0i 1790000001000000000"
     )
     event = EpisodeEvent(
         device="n1",
@@ -39,10 +41,13 @@ def test_line_protocol_matches_the_schema() -> None:
         peak_probability=0.9,
         alert=False,
     )
+    e_tags, e_fields = EPISODE.tags, EPISODE.field_names
     assert episode_line(EpisodeRecord(event, "v1")) == (
-        "nurserycry_episode,nursery=n1,model=v1,alert=false "
-        "duration_s=30.0,peak_probability=0.9,alert_delay_s=1.5 1790000000000000000"
+        f"{EPISODE.name},{e_tags[0]}=n1,{e_tags[1]}=v1,{e_tags[2]}=false "
+        f"{e_fields[0]}=30.0,{e_fields[1]}=0.9,{e_fields[2]}=1.5 1790000000000000000"
     )
+    with pytest.raises(ValueError, match="does not match the schema"):
+        WINDOW.line({"nursery": "n1"}, {"cry_probability": 0.5}, T0)
 
 
 def test_buffer_spills_to_disk_in_order_and_survives_restart(tmp_path: Path) -> None:
@@ -118,7 +123,7 @@ def test_sink_retries_and_loses_nothing(tmp_path: Path) -> None:
     writer.down.clear()
     sink.add_windows(records[1500:])
     wait_for(lambda: len(writer.written) >= 2000, what="all points written")
-    sink.stop(timeout=5)
+    sink.close(timeout=5)
     assert writer.written == [window_line(r) for r in records]
     assert counters.get("influx_written") == 2000
     assert counters.get("influx_retries") >= 3
@@ -144,7 +149,7 @@ def test_points_the_database_rejects_are_dropped_and_counted(tmp_path: Path) -> 
     sink.add_windows([window(i, "bad") for i in range(10)])
     sink.add_windows([window(i) for i in range(10, 30)])
     wait_for(lambda: len(writer.written) == 20, what="later points written")
-    sink.stop()
+    sink.close()
     assert counters.get("influx_rejected") == 10
     assert counters.get("influx_retries") == 0
 
@@ -156,12 +161,12 @@ def test_stop_with_database_down_keeps_points_for_next_start(tmp_path: Path) -> 
     sink = InfluxSink(writer, PointBuffer(path), Counters(), batch=10, flush_s=0.05)
     sink.start()
     sink.add_windows([window(i) for i in range(25)])
-    sink.stop(timeout=0.5)
+    sink.close(timeout=0.5)
     writer2 = FlakyWriter()
     sink2 = InfluxSink(writer2, PointBuffer(path), Counters(), batch=10, flush_s=0.05)
     sink2.start()
     wait_for(lambda: len(writer2.written) == 25, what="spooled points written after restart")
-    sink2.stop()
+    sink2.close()
     assert writer2.written == [window_line(window(i)) for i in range(25)]
 
 
@@ -205,7 +210,7 @@ def test_influx_outage_mid_stream_every_point_once(
     victoria.start()
     sink.add_windows(records[2000:])
     wait_for(lambda: counters.get("influx_written") >= 3000, timeout=30, what="all written")
-    sink.stop()
+    sink.close()
     stored = exported(victoria, "nurserycry_window_cry_probability")
     expected = {round(r.t * 1000) for r in records}
     assert set(stored) == expected

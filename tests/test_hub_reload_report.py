@@ -12,11 +12,11 @@ import pytest
 
 from nurserycry.hub.counters import Counters
 from nurserycry.hub.engine import EpisodeRecord, WindowRecord
-from nurserycry.hub.history import History
 from nurserycry.hub.model_reload import ModelWatcher
 from nurserycry.hub.report import main as report_main
 from nurserycry.hub.report import render_timeline
 from nurserycry.hub.service import Hub
+from nurserycry.hub.sinks.history import History
 from nurserycry.shared.schemas import EpisodeEvent
 
 from tests.servers import Mosquitto

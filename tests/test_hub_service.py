@@ -18,7 +18,7 @@ import soundfile
 from nurserycry.edge.clips import encode_clip
 from nurserycry.hub.service import Hub
 from nurserycry.shared.config import MqttSettings
-from nurserycry.shared.mqtt import MqttLink
+from nurserycry.shared.mqtt import MqttLink, Received
 from nurserycry.shared.schemas import EdgeStatus, EpisodeEvent, HubStatus, NurseryState
 
 from tests.servers import Mosquitto, VictoriaMetrics
@@ -292,8 +292,8 @@ def test_an_alert_asks_the_edge_for_a_clip_and_keeps_it(
     rate = 16_000
     pcm = (np.sin(np.arange(4 * rate) / 8) * 8000).astype(np.int16)
 
-    def answer(_topic: str, command: bytes) -> None:  # what the edge's ClipService does
-        if command == b"clip 4":
+    def answer(msg: Received) -> None:  # what the edge's ClipService does
+        if msg.payload == b"clip 4":
             clip = encode_clip("n1", T0, pcm, rate)
             responder.publish("nurserycry/n1/clip", clip.encode(), qos=1)
 

@@ -142,11 +142,12 @@ class Edge:
         self.topic = f"nurserycry/{device}/features"
 
     def send(self, seq: int, crying: bool = False, **kw: object) -> None:
-        info = self.link.publish(self.topic, payload(self.device, seq, crying=crying, **kw), qos=1)
-        info.wait_for_publish(10)
+        self.link.publish(self.topic, payload(self.device, seq, crying=crying, **kw), qos=1)
+        self.link.wait_published(10)
 
     def raw(self, topic: str, data: bytes) -> None:
-        self.link.publish(topic, data, qos=1).wait_for_publish(10)
+        self.link.publish(topic, data, qos=1)
+        self.link.wait_published(10)
 
     def stop(self) -> None:
         self.link.stop()
@@ -161,8 +162,8 @@ class Watcher:
         self.link = MqttLink(
             MqttSettings(broker=broker.url), name, min_backoff_s=1, max_backoff_s=1
         )
-        self.link.subscribe("nurserycry/#", lambda t, p: self.got.put((t, p)))
-        self.link.subscribe("homeassistant/#", lambda t, p: self.got.put((t, p)))
+        self.link.subscribe("nurserycry/#", lambda m: self.got.put((m.topic, m.payload)))
+        self.link.subscribe("homeassistant/#", lambda m: self.got.put((m.topic, m.payload)))
         self.link.start()
         assert self.link.wait_connected(10)
 

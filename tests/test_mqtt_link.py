@@ -8,7 +8,7 @@ import time
 import pytest
 
 from nurserycry.shared.config import MqttSettings
-from nurserycry.shared.mqtt import MqttLink
+from nurserycry.shared.mqtt import MqttLink, Received
 
 from tests.servers import Mosquitto
 
@@ -25,9 +25,16 @@ def _link(broker: Mosquitto, name: str, **kw: object) -> MqttLink:
 def test_birth_retained_and_resubscribe_after_restart(mosquitto: Mosquitto) -> None:
     got: queue.Queue[tuple[str, bytes]] = queue.Queue()
     sub = _link(mosquitto, "sub")
-    sub.subscribe("t/#", lambda t, p: got.put((t, p)))
+    sub.subscribe("t/#", lambda m: got.put((m.topic, m.payload)))
     pub = _link(mosquitto, "pub", birth=[("t/avail", "online")], will=("t/avail", "offline"))
     assert got.get(timeout=5) == ("t/avail", b"online")
+    # a later subscriber gets the retained birth, marked retained; a live one is not
+    late: queue.Queue[Received] = queue.Queue()
+    later = MqttLink(MqttSettings(broker=mosquitto.url), "later")
+    later.subscribe("t/avail", late.put)
+    later.start()
+    assert late.get(timeout=5) == Received("t/avail", b"online", retain=True)
+    later.stop()
 
     mosquitto.stop()
     time.sleep(0.5)
@@ -40,7 +47,8 @@ def test_birth_retained_and_resubscribe_after_restart(mosquitto: Mosquitto) -> N
     seen = [got.get(timeout=5) for _ in range(2 if got.qsize() > 1 else 1)]
     while ("t/avail", b"online") not in seen:
         seen.append(got.get(timeout=5))
-    pub.publish("t/x", b"hello", qos=1).wait_for_publish(5)
+    sent = pub.publish("t/x", b"hello", qos=1)
+    assert sent.sent and pub.wait_published(5)
     assert got.get(timeout=5) == ("t/x", b"hello")
     pub.stop(final=[("t/avail", "offline")])
     assert got.get(timeout=5) == ("t/avail", b"offline")

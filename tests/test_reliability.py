@@ -24,7 +24,7 @@ from nurserycry.hub.counters import COUNTER_NAMES
 from nurserycry.hub.service import Hub
 from nurserycry.shared.config import MqttSettings
 from nurserycry.shared.model import CryModel
-from nurserycry.shared.mqtt import MqttLink
+from nurserycry.shared.mqtt import MqttLink, Received
 from nurserycry.shared.schemas import AudioFeatures, Detection, MessageError
 
 from tests.servers import Mosquitto, VictoriaMetrics
@@ -46,16 +46,13 @@ def test_hundred_nurseries_stream_without_backlog_or_loss(
     edge = Edge(mosquitto, "load")
     try:
         for seq in range(messages):  # interleaved, as 100 live nurseries would be
-            infos = [
+            for i in range(nurseries):
                 edge.link.publish(
                     f"nurserycry/n{i:03d}/features",
                     payload(f"n{i:03d}", seq, crying=8 <= seq < 16),
                     qos=1,
                 )
-                for i in range(nurseries)
-            ]
-            for info in infos:
-                info.wait_for_publish(10)
+            edge.link.wait_published(10)
         expected = nurseries * (messages - 1)
         wait_for(lambda: hub.counters.get("windows") >= expected, 60, "every window")
         c = hub.counters
@@ -257,8 +254,8 @@ def test_chain_survives_broker_influx_and_edge_failures(
         max_backoff_s=1,
     )
 
-    def record(_topic: str, data: bytes) -> None:
-        msg = AudioFeatures.decode(data)
+    def record(received: Received) -> None:
+        msg = AudioFeatures.decode(received.payload)
         received.append((msg.stream, msg.seq, msg.frame_index))
 
     sub.subscribe("nurserycry/chain/features", record)

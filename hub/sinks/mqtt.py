@@ -13,37 +13,51 @@ discovery config topics       1    yes     nursery first seen; HA says online
 QoS 1 messages published while the broker is away are queued by paho and
 sent after it reconnects, so an alert is late rather than lost; QoS 0 ones
 (detections, status) are dropped while disconnected.
+
+The sink also keeps each nursery's latest state (what a live view shows, and
+what is published again when Home Assistant or the broker comes back: the
+broker may have lost its retained messages).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+import threading
 
-from nurserycry.shared.schemas import Detection, HubStatus
+from nurserycry.shared.mqtt import Link
+from nurserycry.shared.schemas import Detection, HubStatus, NurseryState
 from nurserycry.shared.topics import Topics
 
-from . import discovery
-from .engine import Outputs
+from .. import discovery
+from ..engine import Outputs
 
 log = logging.getLogger(__name__)
 
 
-class Link(Protocol):
-    """The part of :class:`~nurserycry.shared.mqtt.MqttLink` the publisher uses."""
+class MqttSink:
+    """A :class:`~nurserycry.hub.sinks.Sink` onto the hub's MQTT link."""
 
-    def publish(
-        self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False
-    ) -> Any: ...
-
-
-class Publisher:
     def __init__(self, link: Link, topics: Topics, detections: bool = True) -> None:
         self.link, self.topics, self.detections = link, topics, detections
         self._announced: set[str] = set()
+        self._states: dict[str, NurseryState] = {}
+        self._lock = threading.Lock()  # states are read by snapshot() from any thread
 
-    def outputs(self, out: Outputs) -> None:
-        topics, link = self.topics, self.link
+    def start(self) -> None:
+        pass
+
+    def close(self, timeout: float = 0.0) -> None:
+        pass  # the hub stops the link itself, after its last words (``offline``)
+
+    def states(self) -> dict[str, NurseryState]:
+        with self._lock:
+            return dict(self._states)
+
+    def write(self, outputs: Outputs) -> None:
+        out, topics, link = outputs, self.topics, self.link
+        if out.latest:
+            with self._lock:
+                self._states.update(out.latest)
         if self.detections:
             for w in out.windows:
                 det = Detection(
@@ -75,3 +89,11 @@ class Publisher:
     def announce_all(self) -> None:
         for nursery in sorted(self._announced):
             self.announce(nursery, again=True)
+
+    def republish(self) -> None:
+        """Discovery and the last states again (Home Assistant or the broker restarted)."""
+        self.announce_all()
+        for state in self.states().values():
+            self.link.publish(
+                self.topics.nursery(state.device, "state"), state.encode(), qos=1, retain=True
+            )

@@ -3,12 +3,17 @@
 Threads, on purpose: influxdb-client's *synchronous* write API is called from
 this module's own writer thread, so a slow or dead database never stalls the
 processing thread. The processing thread only formats line-protocol strings
-and appends them to a :class:`~nurserycry.hub.buffer.PointBuffer`; the writer
+and appends them to a :class:`~.influx_buffer.PointBuffer`; the writer
 takes up to ``batch`` of the oldest, writes them, and acknowledges them only
 after the database said yes. A failure keeps them and retries with
 exponential backoff (0.5 s doubling to 30 s). Timestamps are deterministic
-(capture times, see ``influx_schema``), so a write repeated after an
+(capture times, see :mod:`.influx_schema`), so a write repeated after an
 ambiguous failure overwrites the same points instead of doubling them.
+
+Shutdown is bounded (:data:`FLUSH_AT_STOP_S`): a database that hangs cannot
+hold the hub past it. What is not written by then goes to the disk buffer and
+is written after the next start; a write still hanging in its HTTP call is
+abandoned (the thread is a daemon and closes the client when it returns).
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from typing import Any, Final, Protocol
 
 from nurserycry.shared.throttle import RateLimitedWarnings
 
-from .buffer import PointBuffer
-from .counters import Counters
-from .engine import EpisodeRecord, WindowRecord
-from .influx_schema import EPISODE_MEASUREMENT, WINDOW_MEASUREMENT
-from .settings import HubSettings
+from ..counters import Counters
+from ..engine import EpisodeRecord, Outputs, WindowRecord
+from ..settings import HubSettings
+from .influx_buffer import PointBuffer
+from .influx_schema import episode_line, window_line
 
 log = logging.getLogger(__name__)
 
@@ -32,34 +37,7 @@ log = logging.getLogger(__name__)
 # conflicts, unparsable lines. Auth (401/403) and missing bucket (404) are retried:
 # they are fixed by configuration, and the points should survive until then.
 REJECTED_STATUS: Final = frozenset({400, 422})
-_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
-
-
-def _tag(value: str) -> str:
-    return value.translate(_TAG_ESCAPES) or "none"
-
-
-def ns(t: float) -> int:
-    """Unix seconds -> integer nanoseconds, rounded to the microsecond (deterministic)."""
-    return round(t * 1_000_000) * 1000
-
-
-def window_line(w: WindowRecord) -> str:
-    return (
-        f"{WINDOW_MEASUREMENT},nursery={w.nursery},label={w.label},model={_tag(w.model)} "
-        f"cry_probability={float(w.probability)!r},level_dbfs={float(w.level_dbfs)!r},"
-        f"crying={int(w.crying)}i {ns(w.t)}"
-    )
-
-
-def episode_line(rec: EpisodeRecord) -> str:
-    e = rec.event
-    return (
-        f"{EPISODE_MEASUREMENT},nursery={e.device},model={_tag(rec.model)},"
-        f"alert={'true' if e.alert else 'false'} "
-        f"duration_s={float(e.duration_s)!r},peak_probability={float(e.peak_probability)!r},"
-        f"alert_delay_s={float(e.alert_at - e.started_at)!r} {ns(e.started_at)}"
-    )
+FLUSH_AT_STOP_S: Final = 4.0  # longest a stopping hub waits for InfluxDB
 
 
 class LineWriter(Protocol):
@@ -99,7 +77,7 @@ class InfluxClientWriter:
 
 
 class InfluxSink:
-    """Buffers points and writes them from its own thread."""
+    """A :class:`~nurserycry.hub.sinks.Sink`: buffers points, writes them from its own thread."""
 
     def __init__(
         self,
@@ -118,11 +96,17 @@ class InfluxSink:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._deadline = float("inf")
+        self._writer_lock = threading.Lock()
+        self._writer_closed = False
         self._warn = RateLimitedWarnings(log, interval_s=30.0)
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
         self._update_counters()
 
     # -- producer side (processing thread) ------------------------------
+    def write(self, outputs: Outputs) -> None:
+        self.add_windows(outputs.windows)
+        self.add_episodes(outputs.events)
+
     def add_windows(self, windows: list[WindowRecord]) -> None:
         if windows:
             self._add([window_line(w) for w in windows])
@@ -141,16 +125,32 @@ class InfluxSink:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Write what is buffered (for at most ``timeout`` s), spool the rest, close."""
+    def close(self, timeout: float = FLUSH_AT_STOP_S) -> None:
+        """Write what is buffered for at most ``timeout`` s (capped at
+        :data:`FLUSH_AT_STOP_S`), keep the rest on disk, close."""
+        timeout = min(timeout, FLUSH_AT_STOP_S)
         self._deadline = time.monotonic() + timeout
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(timeout + 5)
-        self.buffer.close()
-        self.writer.close()
+            self._thread.join(timeout)
+        self.buffer.close()  # what is still unwritten (or being written) goes to disk
         self._update_counters()
+        if self._thread.is_alive():
+            log.warning(
+                "InfluxDB did not answer within %.0f s of stopping: %d points kept in %s",
+                timeout,
+                self.counters.get("influx_spooled"),
+                self.buffer.spool_path,
+            )
+        else:
+            self._close_writer()
+
+    def _close_writer(self) -> None:
+        with self._writer_lock:
+            if not self._writer_closed:
+                self._writer_closed = True
+                self.writer.close()
 
     # -- writer thread ---------------------------------------------------
     def _reject(self, lines: list[str], exc: Exception) -> None:
@@ -172,6 +172,13 @@ class InfluxSink:
         self.counters.set("influx_dropped", self.buffer.dropped)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            if self._stopping.is_set() and time.monotonic() > self._deadline:
+                self._close_writer()  # abandoned by close(): release the client now
+
+    def _loop(self) -> None:
         backoff = self.min_backoff_s
         while True:
             if not self._stopping.is_set() and len(self.buffer) < self.batch:
@@ -206,11 +213,15 @@ class InfluxSink:
                     time.sleep(backoff)
                 else:
                     self._stopping.wait(backoff)
+                if self.buffer.closed:
+                    return
                 backoff = min(backoff * 2, self.max_backoff_s)
                 continue
             self.buffer.ack(len(lines))
             self.counters.add("influx_written", len(lines))
             self._update_counters()
+            if self.buffer.closed:
+                return
             if backoff > self.min_backoff_s:
                 log.info("InfluxDB writes succeed again; %d points buffered", len(self.buffer))
             backoff = self.min_backoff_s

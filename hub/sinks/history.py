@@ -11,16 +11,28 @@ frames replaces rows instead of doubling them. Writes happen on the
 processing thread in one transaction per batch (SQLite in WAL mode keeps this
 well under a millisecond per batch); readers (``report``, the demo) open
 their own connection.
+
+The file is optional next to detection: a corrupt one is moved aside (with a
+timestamp) and a fresh one started, at start-up or when a write finds the
+damage; a failing disk costs the rows of that batch (``history_failed``, a
+WARNING a minute), never the hub.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
-from .engine import EpisodeRecord, WindowRecord
+from nurserycry.shared.sqlite_file import connect as connect_file
+from nurserycry.shared.sqlite_file import corrupt, move_aside
+from nurserycry.shared.throttle import RateLimitedWarnings
+
+from ..counters import Counters
+from ..engine import EpisodeRecord, Outputs, WindowRecord
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +47,56 @@ CREATE TABLE IF NOT EXISTS episodes (
     peak_probability REAL NOT NULL, alert INTEGER NOT NULL, model TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS episodes_time ON episodes (nursery, started_at);
 """
+_CHECK: Final = "SELECT count(*) FROM episodes"
+PRUNE_EVERY_S: Final = 3600.0
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(SCHEMA)
-    return db
+    return connect_file(path, SCHEMA, synchronous="NORMAL", check=_CHECK)
 
 
 class History:
-    """Append windows and finished episodes; one transaction per call."""
+    """A :class:`~nurserycry.hub.sinks.Sink`: windows and finished episodes, one
+    transaction per batch; rows older than ``keep_days`` are pruned hourly."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, counters: Counters | None = None, keep_days: float | None = None
+    ) -> None:
         self.path = path
+        self.counters = counters or Counters()
+        self.keep_days = keep_days
         self._db = connect(path)
         self.written = 0
+        self._warn = RateLimitedWarnings(log)
+        self._next_prune = 0.0
         log.info("local history in %s", path)
+
+    def start(self) -> None:
+        pass
+
+    def write(self, outputs: Outputs) -> None:
+        """``add`` that never raises: a failed write is counted and logged."""
+        self._prune_hourly()
+        try:
+            self.add(outputs.windows, outputs.events)
+        except sqlite3.Error as exc:  # e.g. disk full: MQTT and InfluxDB go on
+            self.counters.add("history_failed", len(outputs.windows))
+            self._warn.warn(("history",), "local history write failed: %s", exc)
+            if corrupt(exc):
+                self._db.close()
+                move_aside(self.path, f"{type(exc).__name__}: {exc}")
+                self._db = connect(self.path)
+        self.counters.set("history_written", self.written)
+
+    def _prune_hourly(self) -> None:
+        now = time.monotonic()
+        if self.keep_days is None or now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_EVERY_S
+        try:
+            self.prune(time.time() - self.keep_days * 86400)
+        except sqlite3.Error as exc:
+            self._warn.warn(("history-prune",), "local history prune failed: %s", exc)
 
     def add(self, windows: list[WindowRecord], episodes: list[EpisodeRecord]) -> None:
         ended = [r for r in episodes if r.event.event == "ended" and r.event.ended_at]
@@ -104,7 +147,7 @@ class History:
             log.info("local history: deleted %d rows older than the retention", n)
         return n
 
-    def close(self) -> None:
+    def close(self, timeout: float = 0.0) -> None:
         self._db.close()
 
 

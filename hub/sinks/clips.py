@@ -11,9 +11,9 @@ files per nursery the oldest are deleted. A parent listens to these to see what
 woke the alarm, and, sorted into ``crying/`` and ``not_crying/`` folders, they are
 training data for ``nurserycry train`` (a model of their own nursery's sounds).
 
-Threads: requests go out from the hub's processing thread (an output listener);
-clips arrive on paho's thread and are checked and written there (one small file,
-no network).
+Threads: requests go out from the hub's processing thread (``write``, as a
+sink); clips arrive through the hub's routes (:mod:`~nurserycry.hub.routes`) and
+are checked and written on the processing thread too (one small file, no network).
 """
 
 from __future__ import annotations
@@ -23,17 +23,16 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from nurserycry.shared.errors import MessageError
+from nurserycry.shared.mqtt import Link, Received
 from nurserycry.shared.schemas import RawClip
 from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import Topics
 
-from .counters import Counters
-from .engine import Outputs
+from ..counters import Counters
+from ..engine import Outputs
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +40,9 @@ _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 ANSWER_S = 60.0
 
 
-class Link(Protocol):
-    """The two things the collector needs of an MQTT client (``MqttLink`` has them)."""
-
-    def subscribe(
-        self, topic_filter: str, handler: Callable[[str, bytes], None], qos: int = 1
-    ) -> None: ...
-
-    def publish(self, topic: str, payload: bytes | str, qos: int = 0) -> object: ...
-
-
 class ClipCollector:
-    """Ask for a clip on every alert and store the clips that come back."""
+    """A :class:`~nurserycry.hub.sinks.Sink`: ask for a clip on every alert, store the
+    clips that come back (:meth:`on_clip`)."""
 
     def __init__(
         self,
@@ -74,10 +64,12 @@ class ClipCollector:
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.link.subscribe(self.topics.all_nurseries("clip"), self.on_clip, qos=1)
 
-    def on_outputs(self, out: Outputs) -> None:  # the processing thread
-        for record in out.events:
+    def close(self, timeout: float = 0.0) -> None:
+        pass
+
+    def write(self, outputs: Outputs) -> None:
+        for record in outputs.events:
             event = record.event
             if event.event != "started" or not event.alert:
                 continue
@@ -90,10 +82,11 @@ class ClipCollector:
             )
             self.counters.add("clips_requested")
 
-    def on_clip(self, topic: str, payload: bytes) -> None:  # paho's thread
+    def on_clip(self, msg: Received) -> None:
+        topic = msg.topic
         parsed = self.topics.parse(topic)
         try:
-            clip = RawClip.decode(payload)
+            clip = RawClip.decode(msg.payload)
             if parsed is None or clip.device != parsed[0]:
                 raise MessageError(f"device {clip.device!r} does not match the topic")
         except MessageError as exc:
