@@ -201,3 +201,15 @@ def test_mosquitto_start_script_writes_service_users_and_keeps_nurseries(tmp_pat
     users = [line.split(":")[0] for line in passwd.read_text().splitlines()]
     assert sorted(users) == ["homeassistant", "hub", "nursery-1"]
     assert passwd.stat().st_mode & 0o077 == 0
+
+
+def test_docker_waits_for_the_hubs_bounded_shutdown(config: dict[str, Any]) -> None:
+    """Docker's default 10 s would SIGKILL a hub still flushing (#14 finding 12)."""
+    from nurserycry.hub.sinks.influx import FLUSH_AT_STOP_S
+
+    grace = str(config["services"]["hub"]["stop_grace_period"])
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", grace)
+    assert match is not None and grace, grace
+    seconds = 60 * int(match.group(1) or 0) + float(match.group(2) or 0)
+    link_stop_s = 5.0  # MqttLink.stop waits this long for the offline message
+    assert seconds >= FLUSH_AT_STOP_S + link_stop_s + 10

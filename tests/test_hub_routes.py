@@ -51,7 +51,7 @@ def heartbeat(device: str) -> bytes:
 
 
 def test_every_topic_reaches_its_handler(hub: Hub, link: MemoryLink) -> None:
-    subscribed = {f for f in (s.topic_filter for s in hub.routes.table.subscriptions)}
+    subscribed = {s.topic_filter for s in hub.routes.table.subscriptions}
     assert {"nurserycry/+/features", "nurserycry/+/availability", "nurserycry/+/status"} <= (
         subscribed
     )
