@@ -88,7 +88,6 @@ class Spool:
         self._lock = threading.Lock()
         self._warn = RateLimitedWarnings(log)
         self._disk = DurableQueue(path, what="edge spool", synchronous="FULL", retry_s=retry_s)
-        self._bytes = self._disk.size_bytes
         self._pending: OrderedDict[int, tuple[str, bytes, float]] = OrderedDict()
         self._pending_bytes = 0
         self._unerased: set[int] = set()  # acknowledged, but the disk could not delete them yet
@@ -126,7 +125,7 @@ class Spool:
 
     @property
     def size_bytes(self) -> int:
-        return self._bytes
+        return self._disk.size_bytes + self._pending_bytes
 
     @property
     def dropped(self) -> int:
@@ -147,7 +146,6 @@ class Spool:
         with self._lock:
             dropped = self._make_room(size)
             self._pending.update((seq, (topic, payload, now)) for seq, topic, payload in items)
-            self._bytes += size
             self._pending_bytes += size
             self._state = state
             if self.sync_s <= 0:
@@ -185,13 +183,12 @@ class Spool:
     def _make_room(self, size: int) -> int:
         """Drop the oldest (disk first, then memory) until ``size`` more bytes fit."""
         dropped = 0
-        while self.disk_depth and self._bytes + size > self.max_bytes:
+        while self.disk_depth and self.size_bytes + size > self.max_bytes:
             done = self._disk.drop_oldest(1)
-            if done is None:  # the disk refuses even deletes: drop from memory instead
+            if not done or not done[0]:  # the disk refuses even deletes: drop from memory
                 break
-            self._bytes -= done[1]
             dropped += done[0]
-        while self._pending and self._bytes + size > self.max_bytes:
+        while self._pending and self.size_bytes + size > self.max_bytes:
             dropped += self._drop_held()
         return dropped
 
@@ -204,7 +201,6 @@ class Spool:
 
     def _drop_held(self) -> int:
         _seq, (_t, payload, _a) = self._pending.popitem(last=False)
-        self._bytes -= len(payload)
         self._pending_bytes -= len(payload)
         return 1
 
@@ -258,7 +254,6 @@ class Spool:
             for seq in seqs:
                 held = self._pending.pop(seq, None)
                 if held is not None:
-                    self._bytes -= len(held[1])
                     self._pending_bytes -= len(held[1])
                     gone += 1
                 else:
@@ -277,7 +272,6 @@ class Spool:
             return len(new)  # acknowledged: no longer counted, erased later
         erased_before = len(self._unerased)
         self._unerased.clear()
-        self._bytes -= done[1]
         return max(0, done[0] - erased_before)
 
     def close(self) -> None:

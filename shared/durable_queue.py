@@ -11,6 +11,8 @@ the queue is the safety net, not the point):
 * a **corrupt** file is moved aside and a fresh one started
   (:mod:`~nurserycry.shared.sqlite_file`), at open or at any later call; the rows
   it held are lost, and an ERROR says how many;
+* a path that cannot be opened at all when the queue is made (no such folder, no
+  permission) is raised: that is a setting to fix, not a disk to wait for;
 * **disk trouble** (full, I/O error, read-only) makes the writing call return
   ``False`` / ``None`` instead of raising: the caller keeps the data in memory.
   Writes are not tried again for ``retry_s`` (cheap while the disk is full), a
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
-from .sqlite_file import Synchronous, connect, corrupt, disk_trouble, move_aside
+from .sqlite_file import Synchronous, connect, corrupt, disk_failing, disk_trouble, move_aside
 from .throttle import RateLimitedWarnings
 
 log = logging.getLogger(__name__)
@@ -65,10 +67,11 @@ class DurableQueue:
         what: str = "queue",
         synchronous: Synchronous = "FULL",
         retry_s: float = 5.0,
-        migrate: str | None = None,
+        migrate: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``migrate``: SQL run once at open (e.g. copying an older table's rows in)."""
+        """``migrate``: ``(table, sql)``: when an older ``table`` is in the file, ``sql``
+        (run once, in one transaction) copies its rows in and drops it."""
         self.path, self.what = path, what
         self.synchronous: Synchronous = synchronous
         self.retry_s = retry_s
@@ -80,17 +83,25 @@ class DurableQueue:
         self._degraded = False
         self._count = self._bytes = 0
         self.meta: dict[str, str] = {}
-        self._reopen()
+        self._reopen(first=True)
 
     # -- the file ----------------------------------------------------------
-    def _reopen(self) -> bool:
+    def _reopen(self, first: bool = False) -> bool:
         try:
             db = connect(self.path, SCHEMA, synchronous=self.synchronous, autocommit=True)
-            if self._migrate is not None:
-                db.executescript(f"BEGIN IMMEDIATE; {self._migrate}; COMMIT;")
+            if (
+                self._migrate is not None
+                and db.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    (self._migrate[0],),
+                ).fetchone()[0]
+            ):
+                db.executescript(f"BEGIN IMMEDIATE; {self._migrate[1]}; COMMIT;")
             count, size = db.execute(_COUNT).fetchone()
             self.meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         except (sqlite3.Error, OSError) as exc:
+            if first and not disk_failing(exc):
+                raise
             self._trouble(exc, "open", reopen=False)
             return False
         self._db, self._count, self._bytes = db, int(count), int(size)

@@ -18,6 +18,7 @@ their text.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import sqlite3
 from pathlib import Path
@@ -37,6 +38,7 @@ _DISK: Final = frozenset(
         sqlite3.SQLITE_LOCKED,
     }
 )
+_FAILING: Final = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY})
 _SIDE_FILES: Final = ("-wal", "-shm", "-journal")
 
 Synchronous = Literal["OFF", "NORMAL", "FULL"]
@@ -55,6 +57,13 @@ def corrupt(exc: BaseException) -> bool:
 def disk_trouble(exc: BaseException) -> bool:
     """The disk refused (full, I/O, read-only, locked): worth trying again later."""
     return isinstance(exc, OSError) or _code(exc) in _DISK
+
+
+def disk_failing(exc: BaseException) -> bool:
+    """The disk is full or failing (not a wrong path or missing permission)."""
+    if isinstance(exc, OSError):
+        return exc.errno in {errno.ENOSPC, errno.EIO, errno.EROFS}
+    return _code(exc) in _FAILING
 
 
 def move_aside(path: Path, why: str) -> Path | None:

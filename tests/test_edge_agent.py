@@ -54,12 +54,10 @@ def _spool_query(path: Path, sql: str) -> int:
     if not path.exists():
         return 0
     with closing(sqlite3.connect(path, timeout=10)) as db:
-        try:
-            row = db.execute(sql).fetchone()
-        except sqlite3.OperationalError as exc:  # created but no tables yet
-            if "no such table" not in str(exc):
-                raise
+        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('messages', 'meta')")
+        if tables.fetchone()[0] < 2:  # created but not all tables yet
             return 0
+        row = db.execute(sql).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -70,6 +71,20 @@ def test_buffer_spills_to_disk_in_order_and_survives_restart(tmp_path: Path) -> 
         again.ack(len(batch))
     again.close()
     assert got == [*lines, "late"]
+
+
+def test_buffer_reads_a_spool_left_by_the_previous_version(tmp_path: Path) -> None:
+    path = tmp_path / "spool.sqlite"
+    with sqlite3.connect(path) as db:  # the layout before the durable queue
+        db.execute("CREATE TABLE points (id INTEGER PRIMARY KEY, line TEXT)")
+        db.executemany("INSERT INTO points (line) VALUES (?)", [(f"old{i}",) for i in range(5)])
+    db.close()
+    buf = PointBuffer(path)
+    buf.append(["new"])
+    assert len(buf) == 6 and buf.peek(10) == [f"old{i}" for i in range(5)]
+    buf.ack(5)
+    assert buf.peek(10) == ["new"]
+    buf.close()
 
 
 def test_buffer_drops_oldest_only_beyond_the_disk_bound(tmp_path: Path) -> None:

@@ -10,11 +10,11 @@ import pytest
 
 from nurserycry.hub.service import Hub
 from nurserycry.shared.frontend import DEFAULT_PARAMS, FrontendParams
-from nurserycry.shared.schemas import Detection, EdgeStatus, NurseryState
+from nurserycry.shared.schemas import Detection, NurseryState
 
 from tests.memory_link import MemoryLink
 from tests.test_hub_reload_report import load_fake, write_model
-from tests.test_hub_support import T0, FakeModel, hub_settings, payload, wait_for
+from tests.test_hub_support import FakeModel, edge_status, hub_settings, payload, wait_for
 
 
 @pytest.fixture
@@ -35,21 +35,6 @@ def hub(tmp_path: Path, link: MemoryLink) -> Iterator[Hub]:
     h.stop()
 
 
-def heartbeat(device: str) -> bytes:
-    return EdgeStatus(
-        device=device,
-        t=T0,
-        software="test",
-        source="generated",
-        uptime_s=1.0,
-        frames_captured=0,
-        messages_sent=0,
-        overruns=0,
-        spool_depth=0,
-        spool_dropped=0,
-    ).encode()
-
-
 def test_every_topic_reaches_its_handler(hub: Hub, link: MemoryLink) -> None:
     subscribed = {s.topic_filter for s in hub.routes.table.subscriptions}
     assert {"nurserycry/+/features", "nurserycry/+/availability", "nurserycry/+/status"} <= (
@@ -59,8 +44,8 @@ def test_every_topic_reaches_its_handler(hub: Hub, link: MemoryLink) -> None:
     for seq in range(4):
         assert link.deliver("nurserycry/n1/features", payload("n1", seq, crying=True)) == 1
     link.deliver("nurserycry/n1/availability", "online")
-    link.deliver("nurserycry/n1/status", heartbeat("n1"))
-    link.deliver("nurserycry/n2/status", heartbeat("n1"))  # speaks for another nursery
+    link.deliver("nurserycry/n1/status", edge_status("n1").encode())
+    link.deliver("nurserycry/n2/status", edge_status("n1").encode())  # speaks for another nursery
     link.deliver("nurserycry/hub/status", b"the hub's own status")  # matched by +/status
     wait_for(lambda: hub.counters.get("windows") == 3, what="windows of n1")
     wait_for(lambda: hub.snapshot().edge_status.get("n1") is not None, what="heartbeat")

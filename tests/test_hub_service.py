@@ -19,10 +19,19 @@ from nurserycry.edge.clips import encode_clip
 from nurserycry.hub.service import Hub
 from nurserycry.shared.config import MqttSettings
 from nurserycry.shared.mqtt import MqttLink, Received
-from nurserycry.shared.schemas import EdgeStatus, EpisodeEvent, HubStatus, NurseryState
+from nurserycry.shared.schemas import EpisodeEvent, HubStatus, NurseryState
 
 from tests.servers import Mosquitto, VictoriaMetrics
-from tests.test_hub_support import T0, Edge, FakeModel, Watcher, hub_settings, payload, wait_for
+from tests.test_hub_support import (
+    T0,
+    Edge,
+    FakeModel,
+    Watcher,
+    edge_status,
+    hub_settings,
+    payload,
+    wait_for,
+)
 
 pytestmark = pytest.mark.servers
 
@@ -47,18 +56,7 @@ def test_frames_in_state_events_discovery_and_history_out(
     hub = start_hub(tmp_path, mosquitto)
     edge = Edge(mosquitto, "nursery-1")
     try:
-        heartbeat = EdgeStatus(
-            device="nursery-1",
-            t=T0,
-            software="test",
-            source="generated",
-            uptime_s=1.0,
-            frames_captured=0,
-            messages_sent=0,
-            overruns=0,
-            spool_depth=0,
-            spool_dropped=0,
-        )
+        heartbeat = edge_status("nursery-1")
         edge.raw("nurserycry/nursery-1/status", heartbeat.encode())
         plan = [False] * 4 + [True] * 16 + [False] * 16
         for seq, crying in enumerate(plan):

@@ -22,7 +22,7 @@ from nurserycry.shared.config import MqttSettings
 from nurserycry.shared.frontend import DEFAULT_PARAMS
 from nurserycry.shared.model import ModelMetadata
 from nurserycry.shared.mqtt import MqttLink
-from nurserycry.shared.schemas import AudioFeatures
+from nurserycry.shared.schemas import AudioFeatures, EdgeStatus
 
 from tests.servers import Mosquitto
 
@@ -108,6 +108,22 @@ def drain(q: queue.Queue[T]) -> list[T]:
             out.append(q.get_nowait())
         except queue.Empty:
             return out
+
+
+def edge_status(device: str) -> EdgeStatus:
+    """A heartbeat as an edge agent sends it."""
+    return EdgeStatus(
+        device=device,
+        t=T0,
+        software="test",
+        source="generated",
+        uptime_s=1.0,
+        frames_captured=0,
+        messages_sent=0,
+        overruns=0,
+        spool_depth=0,
+        spool_dropped=0,
+    )
 
 
 def hub_settings(tmp_path: Path, broker: str, **kw: Any) -> HubSettings:

@@ -254,8 +254,8 @@ def test_chain_survives_broker_influx_and_edge_failures(
         max_backoff_s=1,
     )
 
-    def record(received: Received) -> None:
-        msg = AudioFeatures.decode(received.payload)
+    def record(message: Received) -> None:
+        msg = AudioFeatures.decode(message.payload)
         received.append((msg.stream, msg.seq, msg.frame_index))
 
     sub.subscribe("nurserycry/chain/features", record)

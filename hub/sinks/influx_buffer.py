@@ -22,20 +22,22 @@ the InfluxDB writer thread peeks and acknowledges.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections import deque
 from pathlib import Path
 from typing import Final
 
 from nurserycry.shared.durable_queue import DurableQueue
+from nurserycry.shared.throttle import RateLimitedWarnings
 
 log = logging.getLogger(__name__)
 
 # points files of before the durable queue: copied over once
 _MIGRATE: Final = (
-    "CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY, line TEXT);"
+    "points",
     "INSERT INTO messages (topic, payload) SELECT '', CAST(line AS BLOB) FROM points ORDER BY id;"
-    "DROP TABLE points"
+    "DROP TABLE points",
 )
 
 
@@ -47,6 +49,7 @@ class PointBuffer:
         self.spool_max = spool_max
         self.spool_path = spool_path
         self._lock = threading.Lock()
+        self._warn = RateLimitedWarnings(log)
         self._memory: deque[str] = deque()
         self._disk: DurableQueue | None = None
         self._skip = 0  # oldest points on disk already written, not yet deleted
@@ -73,7 +76,11 @@ class PointBuffer:
         return len(self._disk) - self._skip if self._disk is not None else self._left
 
     def _spill(self, lines: list[str]) -> bool:
-        disk = self._open()
+        try:
+            disk = self._open()
+        except (sqlite3.Error, OSError) as exc:  # e.g. the folder went away: memory only
+            self._warn.warn(("open",), "cannot open %s: %s", self.spool_path, exc)
+            return False
         if not disk.put([(None, "", x.encode()) for x in lines]):
             return False
         self.spilled += len(lines)
