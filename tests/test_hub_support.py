@@ -25,6 +25,7 @@ from nurserycry.shared.mqtt import MqttLink
 from nurserycry.shared.schemas import AudioFeatures, EdgeStatus
 
 from tests.servers import Mosquitto
+from tests.test_schemas import EXAMPLES
 
 FRONTEND = DEFAULT_PARAMS.hash
 CRY_CODE = 100  # mel code: -> 0 dB band power
@@ -111,19 +112,10 @@ def drain(q: queue.Queue[T]) -> list[T]:
 
 
 def edge_status(device: str) -> EdgeStatus:
-    """A heartbeat as an edge agent sends it."""
-    return EdgeStatus(
-        device=device,
-        t=T0,
-        software="test",
-        source="generated",
-        uptime_s=1.0,
-        frames_captured=0,
-        messages_sent=0,
-        overruns=0,
-        spool_depth=0,
-        spool_dropped=0,
-    )
+    """A heartbeat as an edge agent sends it (the schema test's example, renamed)."""
+    example = EXAMPLES[EdgeStatus]
+    assert isinstance(example, EdgeStatus)
+    return example.model_copy(update={"device": device})
 
 
 def hub_settings(tmp_path: Path, broker: str, **kw: Any) -> HubSettings:
