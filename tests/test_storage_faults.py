@@ -60,7 +60,7 @@ def test_hub_starts_on_a_corrupt_history_and_influx_spool(tmp_path: Path) -> Non
         def close(self) -> None:
             pass
 
-    settings = hub_settings(tmp_path, "mqtt://unused:1883", history="on")
+    settings = hub_settings(tmp_path, "mqtt://unused:1883", history={"mode": "on"})
     hub = Hub(settings, FakeModel(), link=link, influx_writer=Writer())
     hub.start()
     try:
@@ -261,7 +261,7 @@ def hung() -> Iterator[HungServer]:
 
 def test_a_hung_influxdb_cannot_hold_the_hubs_shutdown(tmp_path: Path, hung: HungServer) -> None:
     url = f"http://127.0.0.1:{hung.port}"
-    settings = hub_settings(tmp_path, "mqtt://unused:1883", influx_url=url, influx_timeout_s=30)
+    settings = hub_settings(tmp_path, "mqtt://unused:1883", influx={"url": url, "timeout_s": 30})
     link = MemoryLink()
     hub = Hub(settings, FakeModel(), link=link)
     hub.start()
@@ -275,7 +275,7 @@ def test_a_hung_influxdb_cannot_hold_the_hubs_shutdown(tmp_path: Path, hung: Hun
     assert took < FLUSH_AT_STOP_S + 1.5, took
     assert link.final == [("nurserycry/hub/availability", "offline")]
     hung.close()  # the abandoned write fails now and its thread ends
-    kept = PointBuffer(settings.influx_spool)
+    kept = PointBuffer(settings.influx.spool)
     assert len(kept) == 20  # every point kept for the next start
     kept.close()
 

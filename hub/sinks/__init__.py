@@ -4,10 +4,10 @@
 sink                   what it writes                                      when on
 =====================  ==================================================  ==============
 :mod:`.mqtt`           states, detections, events, status, HA discovery    always
-:mod:`.influx`         window and episode points (:mod:`.influx_schema`),  ``influx_url``
+:mod:`.influx`         window and episode points (:mod:`.influx_schema`),  ``influx.url``
                        buffered on disk (:mod:`.influx_buffer`)
 :mod:`.history`        the same in local SQLite, for ``nurserycry report``  no InfluxDB
-:mod:`.clips`          asks for a clip on each alert, stores what comes    ``clips_dir``
+:mod:`.clips`          asks for a clip on each alert, stores what comes    ``clips.dir``
 =====================  ==================================================  ==============
 
 Every sink takes the engine's :class:`~nurserycry.hub.engine.Outputs` on the
