@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nurserycry.shared.config import ConfigError
+from nurserycry.shared.errors import ConfigError
 
 from .settings import EdgeSettings
 

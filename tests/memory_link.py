@@ -38,6 +38,7 @@ class MemoryLink:
         self._subs: list[tuple[str, Handler]] = []
         self._hooks: list[Callable[[], None]] = []
         self._acked: PublishedCallback | None = None
+        self.away_note: Callable[[], str] | None = None
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._mid = 0
@@ -70,6 +71,9 @@ class MemoryLink:
 
     def on_published(self, callback: PublishedCallback) -> None:
         self._acked = callback
+
+    def while_away(self, note: Callable[[], str]) -> None:
+        self.away_note = note
 
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
         self._subs.append((topic_filter, handler))
