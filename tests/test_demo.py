@@ -367,8 +367,8 @@ def test_timeline_axis_counts_time_like_the_text(tmp_path: Path) -> None:
     from matplotlib import pyplot as plt
 
     from nurserycry.hub.engine import EpisodeRecord, WindowRecord
-    from nurserycry.hub.sinks.history import History
     from nurserycry.hub.report import timeline_figure
+    from nurserycry.hub.sinks.history import History
 
     t0 = 1_800_000_000.0  # the scene starts here; the first 1 s window ends at t0 + 1
     windows = [
