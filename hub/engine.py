@@ -6,10 +6,18 @@ on a stacked array (reused between batches); the scores go back to each
 nursery's episode tracker. The engine knows nothing about MQTT or InfluxDB:
 it returns :class:`Outputs` and the service hands them on.
 
-Retained state policy: a nursery's ``NurseryState`` is emitted when its
-``state``/``crying`` changes, and otherwise at most every
-``state_interval_s`` of capture time, so Home Assistant gets fresh numbers
-without one database row per window. Detections go out for every window.
+Retained state policy (what Home Assistant records): a nursery's
+``NurseryState`` is emitted at once when its ``state``/``crying`` changes; at
+most once a second (``STATE_MIN_INTERVAL_S`` of capture time) while an episode
+is open or when the cry probability moved by ``PROBABILITY_DEADBAND`` or the
+sound level by ``LEVEL_DEADBAND_DB`` since the last one sent; otherwise every
+``state_interval_s``. Graphs follow a change within a second, and a quiet room
+costs a row a minute, not one per window. Detections go out for every window.
+
+``state`` is ``crying`` exactly while an episode is open (a hot window before the
+onset rule fired is ``other``), and "crying minutes today" count an open episode
+up to its last crying window, which is where it will end: the number never goes
+down within a day.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +40,10 @@ from .counters import Counters
 from .ingest import Accepted
 
 log = logging.getLogger(__name__)
+
+STATE_MIN_INTERVAL_S: Final = 1.0
+PROBABILITY_DEADBAND: Final = 0.05
+LEVEL_DEADBAND_DB: Final = 3.0
 
 
 class HubModel(Protocol):
@@ -75,8 +87,7 @@ class _Nursery:
     day: dt.date | None = None
     minutes_closed: float = 0.0  # crying minutes of today's finished episodes
     last_episode_s: float | None = None
-    emitted: tuple[str, bool] | None = None
-    emitted_t: float = 0.0
+    emitted: NurseryState | None = None  # the last state handed out
     state: NurseryState | None = None
 
 
@@ -96,7 +107,7 @@ class Engine:
         model: HubModel,
         config_for: Callable[[str], DetectorConfig],
         counters: Counters,
-        state_interval_s: float = 5.0,
+        state_interval_s: float = 60.0,
         crying_seconds: Callable[[str, float, float], float] | None = None,
     ) -> None:
         """``crying_seconds(nursery, since, until)``: seconds of crying already recorded
@@ -182,7 +193,7 @@ class Engine:
             last = entry.state
             if last is not None:
                 minutes = entry.minutes_closed
-                entry.state = out.states[nursery] = out.latest[nursery] = last.model_copy(
+                ended = last.model_copy(
                     update={
                         "state": "other" if last.state == "crying" else last.state,
                         "crying": False,
@@ -191,6 +202,7 @@ class Engine:
                         "crying_minutes_today": round(minutes, 3),
                     }
                 )
+                entry.state = entry.emitted = out.states[nursery] = out.latest[nursery] = ended
         return out
 
     def finish(self) -> Outputs:
@@ -232,7 +244,7 @@ class Engine:
 
     def _today(self, entry: _Nursery, t: float) -> None:
         day = dt.datetime.fromtimestamp(t).date()
-        if entry.day != day:
+        if entry.day is None or day > entry.day:  # a clock set back does not reset the day
             first = entry.day is None
             entry.day, entry.minutes_closed = day, 0.0
             if first and self._crying_seconds is not None:  # the hub restarted today
@@ -253,13 +265,16 @@ class Engine:
         self._today(entry, t)
         current = entry.detector.tracker.current
         crying = current is not None
+        # a hot window before the onset rule fired is not crying yet
+        quiet_or_other = label if label != "crying" else entry.detector.label(0.0, level)
         minutes = entry.minutes_closed
-        if current is not None:
-            minutes += max(0.0, t - current.start) / 60.0
+        alive = entry.detector.tracker.alive_until
+        if current is not None and alive is not None:
+            minutes += max(0.0, alive - current.start) / 60.0
         state = NurseryState(
             device=name,
             t=t,
-            state="crying" if crying else label,
+            state="crying" if crying else quiet_or_other,
             crying=crying,
             cry_probability=p,
             level_dbfs=level,
@@ -268,10 +283,20 @@ class Engine:
             crying_minutes_today=round(minutes, 3),
         )
         entry.state = out.latest[name] = state
-        key = (state.state, crying)
-        if key != entry.emitted or t - entry.emitted_t >= self.state_interval_s:
-            entry.emitted, entry.emitted_t = key, t
-            out.states[name] = state
+        if self._due(entry.emitted, state):
+            entry.emitted = out.states[name] = state
+
+    def _due(self, last: NurseryState | None, state: NurseryState) -> bool:
+        if last is None or (last.state, last.crying) != (state.state, state.crying):
+            return True
+        since = state.t - last.t
+        if since >= self.state_interval_s or since < 0:  # or the edge's clock went back
+            return True
+        return since >= STATE_MIN_INTERVAL_S and (
+            state.crying
+            or abs(state.cry_probability - last.cry_probability) >= PROBABILITY_DEADBAND
+            or abs(state.level_dbfs - last.level_dbfs) >= LEVEL_DEADBAND_DB
+        )
 
     def _changes(
         self, name: str, entry: _Nursery, changes: list[EpisodeChange], out: Outputs

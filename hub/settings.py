@@ -123,7 +123,7 @@ class HubSettings(RoleSettings):
 
     detections: bool = Field(True, description="publish a Detection per window")
     state_interval_s: float = Field(
-        5.0, ge=0, le=3600, description="retained state: on change, else at most this often"
+        60.0, ge=0, le=3600, description="retained state when nothing changed: this often"
     )
     status_interval_s: float = Field(10.0, ge=1, le=3600, description="HubStatus period, s")
     queue_size: int = Field(

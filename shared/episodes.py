@@ -95,6 +95,12 @@ class EpisodeTracker:
     def current(self) -> Episode | None:
         return self._open
 
+    @property
+    def alive_until(self) -> float | None:
+        """End of the last window that kept the open episode alive: where it would end if
+        it closed now (the release tail after it is never part of the episode)."""
+        return self._last_alive if self._open is not None else None
+
     def reset(self) -> list[EpisodeChange]:
         """Forget the recent windows (a gap in the stream); closes an open episode."""
         changes = self._close() if self._open is not None else []

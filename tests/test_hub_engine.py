@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import numpy as np
+import numpy.typing as npt
+import pytest
+
 from nurserycry.hub import discovery
 from nurserycry.hub.counters import Counters
 from nurserycry.hub.engine import Engine, Outputs
@@ -13,7 +17,9 @@ from nurserycry.shared.detector import DetectorConfig
 from nurserycry.shared.episodes import EpisodeConfig
 from nurserycry.shared.topics import Topics
 
-from tests.test_hub_support import FakeModel, features
+from nurserycry.shared.schemas import NurseryState
+
+from tests.test_hub_support import T0, FakeModel, features
 
 
 def accepted(device: str, seq: int, crying: bool) -> Accepted:
@@ -97,6 +103,79 @@ def test_crying_minutes_today_start_from_the_history() -> None:
     assert len(asked) == 1
     assert asked[0][0] == "n1"
     assert asked[0][2] - asked[0][1] < 86400
+
+
+def states_per_window(engine: Engine, plan: list[bool]) -> list[NurseryState]:
+    """The nursery's state after every message (emitted or not)."""
+    out = []
+    for seq, crying in enumerate(plan):
+        engine.process([accepted("n1", seq, crying)])
+        state = engine.state("n1")
+        if state is not None:
+            out.append(state)
+    return out
+
+
+def test_crying_minutes_today_never_decrease_through_an_episode() -> None:
+    engine, _ = make()  # release 2 s: the last 2 s of "alive" are not crying
+    states = states_per_window(engine, [False] * 2 + [True] * 10 + [False] * 10)
+    minutes = [s.crying_minutes_today for s in states]
+    assert minutes == sorted(minutes), minutes  # the release tail is never counted
+    ended = engine.state("n1")
+    assert ended is not None and ended.last_episode_s is not None
+    assert minutes[-1] == round(ended.last_episode_s / 60, 3) > 0
+
+
+def test_state_is_crying_only_while_an_episode_is_open() -> None:
+    engine, _ = make()
+    states = states_per_window(engine, [False] * 2 + [True] * 10 + [False] * 10)
+    assert all((s.state == "crying") == s.crying for s in states)
+    first_hot = next(s for s in states if s.cry_probability > 0.9)
+    assert not first_hot.crying and first_hot.state == "other"  # onset needs 2 of 3
+    assert any(s.crying for s in states)
+
+
+class Scripted(FakeModel):
+    """Returns the given probabilities, one per window, in order."""
+
+    def __init__(self, probabilities: list[float]) -> None:
+        super().__init__()
+        self.left = list(probabilities)
+
+    def predict(self, mel_codes: npt.NDArray[np.int8]) -> npt.NDArray[np.float32]:
+        out, self.left = self.left[: len(mel_codes)], self.left[len(mel_codes) :]
+        return np.asarray(out, np.float32)
+
+
+def emitted_times(engine: Engine, messages: int) -> list[tuple[float, float]]:
+    """(capture time, probability) of each state handed out, loud constant level."""
+    got = []
+    for seq in range(messages):
+        out = engine.process([accepted("n1", seq, True)])
+        got += [(s.t - T0, s.cry_probability) for s in out.states.values()]
+    return got
+
+
+def test_state_follows_probability_changes_beyond_a_deadband_within_a_second() -> None:
+    # windows end every 0.5 s from 1.0 s; none is hot, so no episode opens
+    script = [0.10] * 10 + [0.13] * 10 + [0.30] * 10 + [0.31] * 250
+    engine = Engine(Scripted(script), lambda _n: DetectorConfig(), Counters())
+    got = emitted_times(engine, 1 + len(script))
+    times = [t for t, _ in got]
+    assert times[0] == 1.0  # the first
+    assert [p for _, p in got[:2]] == pytest.approx([0.10, 0.30])  # 0.13 is within 0.05
+    assert times[1] == 11.0  # the 0.30 window, at once (more than 1 s after the last)
+    # then nothing changes: one a minute (state_interval_s), not every window or 5 s
+    assert times[2:] == [71.0, 131.0]
+
+
+def test_state_at_most_once_a_second_while_crying() -> None:
+    engine = Engine(Scripted([0.95] * 40), lambda _n: DetectorConfig(), Counters())
+    got = emitted_times(engine, 41)
+    crying = [t for t, p in got if p > 0.9]
+    gaps = [b - a for a, b in zip(crying, crying[1:], strict=False)]
+    assert gaps and all(g >= 1.0 for g in gaps[1:])  # the onset itself may come sooner
+    assert max(gaps) <= 1.0  # and the crying minutes move every second
 
 
 def test_state_emitted_on_change_and_periodically_only() -> None:
