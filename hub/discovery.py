@@ -1,7 +1,8 @@
 """Home Assistant MQTT discovery payloads (pure).
 
-One Home Assistant *device* per nursery, with these entities, all reading the
-retained ``NurseryState`` JSON on ``{prefix}/N/state``:
+One Home Assistant *device* per nursery (connected via the hub's device), with
+these entities, all reading the retained ``NurseryState`` JSON on
+``{prefix}/N/state``:
 
 ==========================  =============  =========================================
 entity (default id)         component      what
@@ -17,9 +18,18 @@ entity (default id)         component      what
 
 Every entity is available only when BOTH the hub (``{prefix}/hub/availability``)
 and the nursery's edge agent (``{prefix}/N/availability``, its last will) say
-``online`` (``availability_mode: all``). Config topics are retained; the hub
-publishes them when a nursery first appears and again whenever Home
-Assistant announces ``online`` on ``homeassistant/status``.
+``online`` (``availability_mode: all``). Only the binary sensor has an attribute,
+``episode_started_at``, which changes with its state (no extra recorder rows).
+
+The hub's own device, **NurseryCry hub**, reads ``HubStatus`` on
+``{prefix}/hub/status``: nurseries online, rejected and duplicate messages, and
+the model version.
+
+Entity ids are set twice: ``object_id`` (what Home Assistant before 2025.10
+reads) and ``default_entity_id`` (2025.10 on, where ``object_id`` is deprecated);
+both give ``<component>.nurserycry_<nursery>_<key>``. Config topics are retained;
+the hub publishes them when a nursery first appears and again whenever Home
+Assistant announces ``online`` on ``homeassistant/status`` or the hub reconnects.
 """
 
 from __future__ import annotations
@@ -43,6 +53,12 @@ ENTITIES: Final[dict[str, tuple[str, str, dict[str, Any]]]] = {
             "payload_on": "ON",
             "payload_off": "OFF",
             "icon": "mdi:emoticon-cry-outline",
+            # only what changes with the state: the whole JSON (with its time) would
+            # write a recorder row on every message
+            "json_attributes_template": (
+                "{{ {'episode_started_at': value_json.episode_started_at | timestamp_local"
+                " if value_json.episode_started_at else none} | tojson }}"
+            ),
         },
     ),
     "state": (
@@ -102,6 +118,48 @@ ENTITIES: Final[dict[str, tuple[str, str, dict[str, Any]]]] = {
 }
 
 
+_COUNT: Final = {"state_class": "total_increasing", "entity_category": "diagnostic"}
+# the hub's own entities, from HubStatus (counters restart at 0 with the hub: a reset)
+HUB_ENTITIES: Final[dict[str, tuple[str, str, dict[str, Any]]]] = {
+    "nurseries_online": (
+        "sensor",
+        "Nurseries online",
+        {
+            "state_class": "measurement",
+            "value_template": "{{ value_json.counters.nurseries_online | default(0) }}",
+            "icon": "mdi:baby-carriage",
+        },
+    ),
+    "rejected": (
+        "sensor",
+        "Rejected messages",
+        {
+            **_COUNT,
+            "value_template": (
+                "{{ value_json.counters.items() | selectattr(0, 'match', 'rejected_')"
+                " | map(attribute=1) | sum }}"
+            ),
+            "icon": "mdi:message-alert-outline",
+        },
+    ),
+    "duplicates": (
+        "sensor",
+        "Duplicate messages",
+        {
+            **_COUNT,
+            "value_template": "{{ value_json.counters.duplicates | default(0) }}",
+            "icon": "mdi:content-duplicate",
+        },
+    ),
+    "model": (
+        "sensor",
+        "Model version",
+        {"entity_category": "diagnostic", "value_template": "{{ value_json.model }}"},
+    ),
+}
+HUB_DEVICE_ID: Final = "nurserycry_hub"
+
+
 def _entity_id(nursery: str) -> str:
     return "nurserycry_" + nursery.replace("-", "_")
 
@@ -113,6 +171,27 @@ def device(nursery: str, software: str = __version__) -> dict[str, Any]:
         "manufacturer": "NurseryCry",
         "model": "Cry detector (edge agent + hub)",
         "sw_version": software,
+        "via_device": HUB_DEVICE_ID,
+    }
+
+
+def hub_device(software: str = __version__) -> dict[str, Any]:
+    return {
+        "identifiers": [HUB_DEVICE_ID],
+        "name": "NurseryCry hub",
+        "manufacturer": "NurseryCry",
+        "model": "Hub",
+        "sw_version": software,
+    }
+
+
+def _common(component: str, object_id: str, software: str) -> dict[str, Any]:
+    return {
+        "object_id": object_id,  # the entity id before Home Assistant 2025.10
+        "default_entity_id": f"{component}.{object_id}",  # 2025.10 on
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+        "origin": {"name": "NurseryCry", "sw_version": software, "support_url": SUPPORT_URL},
     }
 
 
@@ -122,7 +201,7 @@ def config(topics: Topics, nursery: str, key: str, software: str = __version__) 
     return {
         "name": name,
         "unique_id": f"nurserycry_{nursery}_{key}",
-        "default_entity_id": f"{component}.{_entity_id(nursery)}_{key}",
+        **_common(component, f"{_entity_id(nursery)}_{key}", software),
         "state_topic": topics.nursery(nursery, "state"),
         "json_attributes_topic": topics.nursery(nursery, "state") if key == "crying" else None,
         **extra,
@@ -131,18 +210,40 @@ def config(topics: Topics, nursery: str, key: str, software: str = __version__) 
             {"topic": topics.nursery(nursery, "availability")},
         ],
         "availability_mode": "all",
-        "payload_available": ONLINE,
-        "payload_not_available": OFFLINE,
         "device": device(nursery, software),
-        "origin": {"name": "NurseryCry", "sw_version": software, "support_url": SUPPORT_URL},
     }
+
+
+def hub_config(topics: Topics, key: str, software: str = __version__) -> dict[str, Any]:
+    """The discovery config of one of the hub's own entities."""
+    component, name, extra = HUB_ENTITIES[key]
+    return {
+        "name": name,
+        "unique_id": f"{HUB_DEVICE_ID}_{key}",
+        **_common(component, f"{HUB_DEVICE_ID}_{key}", software),
+        "state_topic": topics.hub("status"),
+        **extra,
+        "availability_topic": topics.hub("availability"),
+        "device": hub_device(software),
+    }
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in body.items() if v is not None}
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
 def messages(topics: Topics, nursery: str, software: str = __version__) -> list[tuple[str, bytes]]:
     """``(config topic, JSON payload)`` for every entity of a nursery; publish retained."""
-    out = []
-    for key, (component, _name, _extra) in ENTITIES.items():
-        body = {k: v for k, v in config(topics, nursery, key, software).items() if v is not None}
-        payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
-        out.append((topics.discovery(component, nursery, key), payload))
-    return out
+    return [
+        (topics.discovery(component, nursery, key), _encode(config(topics, nursery, key, software)))
+        for key, (component, _name, _extra) in ENTITIES.items()
+    ]
+
+
+def hub_messages(topics: Topics, software: str = __version__) -> list[tuple[str, bytes]]:
+    """``(config topic, JSON payload)`` for the hub's own entities; publish retained."""
+    return [
+        (topics.hub_discovery(component, key), _encode(hub_config(topics, key, software)))
+        for key, (component, _name, _extra) in HUB_ENTITIES.items()
+    ]

@@ -212,6 +212,7 @@ class Hub:
         )
 
     def status(self) -> HubStatus:
+        self.counters.set("nurseries_online", sum(self.edges.online().values()))
         counters = self.counters.snapshot()
         return HubStatus(
             t=time.time(),

@@ -95,6 +95,10 @@ class Topics:
         node = f"nurserycry_{check_nursery(nursery)}"
         return f"{self.discovery_prefix}/{component}/{node}/{object_id}/config"
 
+    def hub_discovery(self, component: str, object_id: str) -> str:
+        """The hub's own entities (no nursery can be called ``hub``)."""
+        return f"{self.discovery_prefix}/{component}/nurserycry_{HUB_NAME}/{object_id}/config"
+
     @property
     def ha_status(self) -> str:
         return f"{self.discovery_prefix}/status"

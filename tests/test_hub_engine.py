@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 
@@ -15,9 +16,8 @@ from nurserycry.hub.engine import Engine, Outputs
 from nurserycry.hub.ingest import Accepted
 from nurserycry.shared.detector import DetectorConfig
 from nurserycry.shared.episodes import EpisodeConfig
-from nurserycry.shared.topics import Topics
-
 from nurserycry.shared.schemas import NurseryState
+from nurserycry.shared.topics import Topics
 
 from tests.test_hub_support import T0, FakeModel, features
 
@@ -173,7 +173,7 @@ def test_state_at_most_once_a_second_while_crying() -> None:
     engine = Engine(Scripted([0.95] * 40), lambda _n: DetectorConfig(), Counters())
     got = emitted_times(engine, 41)
     crying = [t for t, p in got if p > 0.9]
-    gaps = [b - a for a, b in zip(crying, crying[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(crying)]
     assert gaps and all(g >= 1.0 for g in gaps[1:])  # the onset itself may come sooner
     assert max(gaps) <= 1.0  # and the crying minutes move every second
 
@@ -235,12 +235,19 @@ def test_discovery_payloads_follow_home_assistant_conventions() -> None:
     assert crying["state_topic"] == "nurserycry/nursery-1/state"
     assert crying["unique_id"] == "nurserycry_nursery-1_crying"
     assert crying["default_entity_id"] == "binary_sensor.nurserycry_nursery_1_crying"
+    assert crying["object_id"] == "nurserycry_nursery_1_crying"  # HA before 2025.10
+    for c in configs.values():
+        assert c["default_entity_id"].split(".", 1)[1] == c["object_id"]
+    # one stable attribute on the binary sensor, none elsewhere (no recorder row per message)
+    assert "episode_started_at" in crying["json_attributes_template"]
+    assert "json_attributes_topic" not in configs["state"]
     assert crying["availability_mode"] == "all"
     assert [a["topic"] for a in crying["availability"]] == [
         "nurserycry/hub/availability",
         "nurserycry/nursery-1/availability",
     ]
     assert crying["device"]["identifiers"] == ["nurserycry_nursery-1"]
+    assert crying["device"]["via_device"] == discovery.HUB_DEVICE_ID
     assert crying["device"]["sw_version"] == "9.9"
     assert crying["origin"]["name"] == "NurseryCry"
     assert configs["sound_level"]["unit_of_measurement"] == "dBFS"
@@ -251,3 +258,18 @@ def test_discovery_payloads_follow_home_assistant_conventions() -> None:
     assert len({c["unique_id"] for c in configs.values()}) == 6
     # every entity shares one device per nursery
     assert len({json.dumps(c["device"], sort_keys=True) for c in configs.values()}) == 1
+
+
+def test_hub_device_discovery_reads_hub_status() -> None:
+    msgs = dict(discovery.hub_messages(Topics(), "9.9"))
+    assert set(msgs) == {
+        f"homeassistant/sensor/nurserycry_hub/{key}/config" for key in discovery.HUB_ENTITIES
+    }
+    configs = [json.loads(p) for p in msgs.values()]
+    for c in configs:
+        assert c["state_topic"] == "nurserycry/hub/status"
+        assert c["availability_topic"] == "nurserycry/hub/availability"
+        assert c["device"]["identifiers"] == [discovery.HUB_DEVICE_ID]
+        assert c["default_entity_id"] == "sensor." + c["object_id"]
+        assert c["object_id"].startswith("nurserycry_hub_")
+    assert len({c["unique_id"] for c in configs}) == len(configs)

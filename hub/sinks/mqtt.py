@@ -87,6 +87,9 @@ class MqttSink:
         log.info("published Home Assistant discovery for %s", nursery)
 
     def announce_all(self) -> None:
+        """Everything again (Home Assistant restarted, or we reconnected), the hub first."""
+        for topic, payload in discovery.hub_messages(self.topics):
+            self.link.publish(topic, payload, qos=1, retain=True)
         for nursery in sorted(self._announced):
             self.announce(nursery, again=True)
 
