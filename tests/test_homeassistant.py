@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from nurserycry.hub.inference import default_model_dir
-from nurserycry.hub.scene import CRY_LABEL, generate_scene
+from nurserycry.demo.scene import CRY_LABEL, generate_scene
+from nurserycry.shared.model import default_model_dir
 
 from tests.audio_gen import write
 from tests.homeassistant import HA_VERSION, HomeAssistant, installed, venv_dir
