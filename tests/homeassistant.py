@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -103,6 +104,16 @@ class HomeAssistant:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+
+    def complaints(self, *about: str) -> list[str]:
+        """WARNING/ERROR lines from the loggers whose names contain one of ``about``."""
+        pattern = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL) \([^)]*\) \[([^\]]+)\]")
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            m = pattern.match(line)
+            if m and any(a in m.group(2) for a in about):
+                found.append(line)
+        return found
 
     def tail(self, lines: int = 30) -> str:
         if not self.log.exists():

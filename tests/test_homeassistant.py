@@ -217,6 +217,8 @@ def test_home_assistant_shows_a_crying_episode(
         assert hub_states
         minutes = _minutes(ha.history([TODAY], t0))
         assert minutes == sorted(minutes)  # never down, across the restart too
+        # nothing in the discovery configs or templates that Home Assistant complained about
+        assert ha.complaints("mqtt", "template", "sensor", "recorder") == []
     finally:
         for proc in (edge, hub):
             proc.terminate()
