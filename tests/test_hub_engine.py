@@ -273,3 +273,16 @@ def test_hub_device_discovery_reads_hub_status() -> None:
         assert c["default_entity_id"] == "sensor." + c["object_id"]
         assert c["object_id"].startswith("nurserycry_hub_")
     assert len({c["unique_id"] for c in configs}) == len(configs)
+
+
+def test_an_edge_clock_set_back_a_day_does_not_reset_crying_minutes() -> None:
+    engine, _ = make()
+    states_per_window(engine, [False] * 2 + [True] * 10 + [False] * 10)
+    before = engine.state("n1")
+    assert before is not None and before.crying_minutes_today > 0
+    for seq in range(3):  # the edge restarted with its clock a day behind
+        msg = features("n1", seq, stream="0badc10c", t0=T0 - 86_400)
+        engine.process([Accepted("n1", msg, msg.mel.to_numpy(), msg.level.to_numpy())])
+    after = engine.state("n1")
+    assert after is not None and after.t < before.t
+    assert after.crying_minutes_today == before.crying_minutes_today
