@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Final
 
-from tests.servers import free_port
+from tests.servers import free_port, terminate
 
 HA_VERSION: Final = "2024.3.3"  # keep in step with .ci/homeassistant
 USER: Final = {"name": "Test", "username": "test", "password": "nurserycry-test-pw"}
@@ -97,12 +97,7 @@ class HomeAssistant:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc, 60)
             self.proc = None
 
     def complaints(self, *about: str) -> list[str]:

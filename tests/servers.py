@@ -36,6 +36,16 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it is still there after ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def find_binary(name: str, *extra: str) -> str | None:
     for candidate in (shutil.which(name), *extra):
         if candidate and os.access(candidate, os.X_OK):
@@ -85,12 +95,7 @@ class Mosquitto:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
             self.proc = None
 
     def kill(self) -> None:

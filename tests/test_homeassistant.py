@@ -26,7 +26,7 @@ from nurserycry.shared.model import default_model_dir
 
 from tests.audio_gen import write
 from tests.homeassistant import HA_VERSION, HomeAssistant, installed, venv_dir
-from tests.servers import Mosquitto
+from tests.servers import Mosquitto, terminate
 from tests.test_hub_support import wait_for
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -221,9 +221,4 @@ def test_home_assistant_shows_a_crying_episode(
         assert ha.complaints("mqtt", "template", "sensor", "recorder") == []
     finally:
         for proc in (edge, hub):
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc, 20)
