@@ -4,8 +4,8 @@
 One scene (8 s room tone, a 9 s generated cry, then room tone) plays in real time:
 the test asserts the entities, their devices and classes, the recorded timeline
 through the episode, recovery after Home Assistant restarts, and unavailability
-after the edge agent is killed. Locally it skips when Home Assistant is not
-installed; under ``CI=true`` it fails instead.
+after the edge agent is killed. Without the Home Assistant venv it is skipped
+locally and fails under ``CI=true`` (``ServerMissing``, see ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from nurserycry.shared.model import default_model_dir
 
 from tests.audio_gen import write
 from tests.homeassistant import HA_VERSION, HomeAssistant, installed, venv_dir
-from tests.servers import Mosquitto, terminate
+from tests.servers import Mosquitto, ServerMissing, terminate
 from tests.test_hub_support import wait_for
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -48,11 +48,10 @@ GONE = {"unavailable", "unknown"}
 @pytest.fixture
 def home_assistant(tmp_path: Path) -> Iterator[HomeAssistant]:
     venv = venv_dir()
-    if not installed(venv):
-        reason = f"Home Assistant {HA_VERSION} is not installed in {venv}: run .ci/homeassistant"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    if not installed(venv):  # skipped locally, a failure under CI=true (conftest.py)
+        raise ServerMissing(
+            f"Home Assistant {HA_VERSION} is not installed in {venv} (bash .ci/homeassistant)"
+        )
     ha = HomeAssistant(tmp_path / "ha", venv)
     ha.start()
     try:
