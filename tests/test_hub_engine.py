@@ -286,3 +286,18 @@ def test_an_edge_clock_set_back_a_day_does_not_reset_crying_minutes() -> None:
     after = engine.state("n1")
     assert after is not None and after.t < before.t
     assert after.crying_minutes_today == before.crying_minutes_today
+
+
+def test_state_follows_sound_level_changes_beyond_a_deadband() -> None:
+    engine = Engine(Scripted([0.1] * 60), lambda _n: DetectorConfig(), Counters())
+    got = []
+    # level codes: 2 codes = 1 dB; 0 -> -50 dBFS, 4 -> -48 (2 dB), 16 -> -42 (8 dB)
+    for seq, code in enumerate([0] * 10 + [4] * 10 + [16] * 10):
+        msg = features("n1", seq, crying=True)
+        level = np.full(len(msg.level.to_numpy()), code, np.int8)
+        out = engine.process([Accepted("n1", msg, msg.mel.to_numpy(), level)])
+        got += [(s.t - T0, round(s.level_dbfs)) for s in out.states.values()]
+    assert got[0] == (1.0, -50)
+    # 2 dB is within the 3 dB deadband; the window half at -48, half at -42 is not
+    assert [level for _, level in got] == [-50, -44]
+    assert got[1][0] == 10.5  # at once: the first window that reaches a -42 dB frame
