@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paho.mqtt import publish
 
 from nurserycry.demo.scene import CRY_LABEL, generate_scene
 from nurserycry.shared.model import default_model_dir
@@ -191,6 +192,9 @@ def test_home_assistant_shows_a_crying_episode(
         # discovery: every entity, available, with its classes and units
         states = wait_for(lambda: _available(ha, NURSERY + HUB), 30, "the hub's entities in HA")
         _check_entities(ha, states)
+        # a message the hub refuses shows on the hub device
+        publish.single("nurserycry/nursery-1/features", b"not json", port=mosquitto.port)
+        wait_for(lambda: ha.state(HUB[1])["state"] == "1", 20, "1 rejected")  # type: ignore[index]
 
         # Home Assistant restarts: the same values come back (retained + republished)
         ha.stop()
