@@ -1,7 +1,7 @@
 """A real Home Assistant core (its own venv, see ``.ci/homeassistant``) against
 ``nurserycry hub`` and ``nurserycry edge --file`` over a real mosquitto.
 
-One scene (8 s room tone, a 9 s generated cry, then room tone) plays in real time:
+One scene (12 s room tone, the demo's 9 s generated cry, then room tone) plays in real time:
 the test asserts the entities, their devices and classes, the recorded timeline
 through the episode, recovery after Home Assistant restarts, and unavailability
 after the edge agent is killed. Without the Home Assistant venv it is skipped
@@ -212,12 +212,11 @@ def test_home_assistant_shows_a_crying_episode(
             40,
             "nursery unavailable",
         )
-        hub_states = wait_for(
-            lambda: (s := _available(ha, HUB)) and s[HUB[0]]["state"] == "0" and s,
+        wait_for(
+            lambda: (s := _available(ha, HUB)) and s[HUB[0]]["state"] == "0",
             20,
             "hub device still available, 0 nurseries online",
         )
-        assert hub_states
         minutes = _minutes(ha.history([TODAY], t0))
         assert minutes == sorted(minutes)  # never down, across the restart too
         # nothing in the discovery configs or templates that Home Assistant complained about
