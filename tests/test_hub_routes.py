@@ -56,14 +56,14 @@ def test_every_topic_reaches_its_handler(hub: Hub, link: MemoryLink) -> None:
     detections = [Detection.decode(p) for p in link.on("nurserycry/n1/detection")]
     assert len(detections) == 3 and detections[-1].model == "fake-1"
     configs = [t for t in link.topics() if t.startswith("homeassistant/")]
-    assert len(configs) == 6
+    assert len(configs) == 6 + 4  # the nursery's entities and the hub device's
 
     # Home Assistant restarted: discovery and the last state again, retained
     before = len(link.published)
     link.deliver("homeassistant/status", "online")
-    wait_for(lambda: len(link.published) >= before + 7, what="republished")
+    wait_for(lambda: len(link.published) >= before + 11, what="republished")
     again = link.published[before:]
-    assert sum(s.topic.startswith("homeassistant/") for s in again) == 6
+    assert sum(s.topic.startswith("homeassistant/") for s in again) == 6 + 4
     states = [s for s in again if s.topic == "nurserycry/n1/state"]
     assert states and states[-1].retain
     assert NurseryState.decode(states[-1].payload) == hub.snapshot().states["n1"]
@@ -71,7 +71,7 @@ def test_every_topic_reaches_its_handler(hub: Hub, link: MemoryLink) -> None:
     # the link reconnected (the broker may have lost retained messages): the same again
     before = len(link.published)
     link.connect()
-    wait_for(lambda: len(link.published) >= before + 7, what="republished on reconnect")
+    wait_for(lambda: len(link.published) >= before + 11, what="republished on reconnect")
 
     link.deliver("nurserycry/hub/command", "reload-model")  # no model directory: refused
     link.deliver("nurserycry/hub/command", "format-disk")  # unknown: logged
