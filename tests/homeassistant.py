@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,6 +25,14 @@ from tests.servers import free_port, terminate
 
 HA_VERSION: Final = "2024.3.3"  # keep in step with .ci/homeassistant
 USER: Final = {"name": "Test", "username": "test", "password": "nurserycry-test-pw"}
+
+
+class HttpError(AssertionError):
+    """Home Assistant answered with an error status."""
+
+    def __init__(self, path: str, status: int, body: bytes) -> None:
+        super().__init__(f"{path}: HTTP {status} {body[:300]!r}")
+        self.status = status
 
 
 def venv_dir() -> Path:
@@ -132,7 +141,7 @@ class HomeAssistant:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 text = resp.read().decode()
         except urllib.error.HTTPError as exc:
-            raise AssertionError(f"{path}: HTTP {exc.code} {exc.read()[:300]!r}") from exc
+            raise HttpError(path, exc.code, exc.read()) from exc
         if resp.headers.get_content_type() == "application/json":
             return json.loads(text)
         return text
@@ -164,8 +173,8 @@ class HomeAssistant:
     def state(self, entity_id: str) -> dict[str, Any] | None:
         try:
             got: dict[str, Any] = self.request(f"/api/states/{entity_id}")
-        except AssertionError as exc:
-            if "HTTP 404" in str(exc):
+        except HttpError as exc:
+            if exc.status == HTTPStatus.NOT_FOUND:
                 return None
             raise
         return got
