@@ -170,14 +170,14 @@ class Engine:
                 entry = self._nurseries[item.nursery] = _Nursery(
                     item.nursery, self._detector(item.nursery)
                 )
-            msg = item.msg
-            windows, changes = entry.detector.push(item.mel, item.level, msg.t0, msg.frame_index)
-            if changes:  # a gap closed an open episode: score what came before it first
-                self._score(pending, out)
-                pending = []
-                self._changes(item.nursery, entry, changes, out)
+            windows = entry.detector.push(
+                item.mel, item.level, item.t0, item.msg.frame_index, item.restart
+            )
             pending += [(item.nursery, w) for w in windows]
         self._score(pending, out)
+        for name in {item.nursery for item in items}:  # a gap after the last window
+            entry = self._nurseries[name]
+            self._changes(name, entry, entry.detector.settle(), out)
         return out
 
     def close(self, nursery: str) -> Outputs:

@@ -132,10 +132,19 @@ class HubRoutes:
         self._accepted += self.ingest.feed(msg.topic, msg.payload)
 
     def availability(self, nursery: str, msg: Received) -> None:
-        self.edges.availability(nursery, msg.payload)
+        if self._admits(nursery):
+            self.edges.availability(nursery, msg.payload)
 
     def edge_status(self, nursery: str, msg: Received) -> None:
-        self.edges.heartbeat(nursery, msg.topic, msg.payload)
+        if self._admits(nursery):
+            self.edges.heartbeat(nursery, msg.topic, msg.payload)
+
+    def _admits(self, nursery: str) -> bool:
+        """Not allowed, or one too many: not tracked at all (counted)."""
+        if self.ingest.admits(nursery):
+            return True
+        self.ingest.counters.add("rejected_nursery")
+        return False
 
     def command(self, msg: Received) -> None:
         command = msg.payload.strip()

@@ -108,6 +108,10 @@ class Hub:
             reorder_messages=settings.reorder_messages,
             reorder_wait_s=settings.reorder_wait_s,
             rejections=reject,
+            stream_idle_s=settings.stream_idle_s,
+            max_ahead_s=settings.max_clock_ahead_s,
+            allowed=settings.allowed_nurseries,
+            max_nurseries=settings.max_nurseries,
         )
         self.edges = Edges(reject, settings.edge_offline_s)
         self.mqtt = MqttSink(self.link, topics, settings.detections)
@@ -222,6 +226,7 @@ class Hub:
             nurseries=self.engine.nurseries[:1000],
             windows=counters.get("windows", 0),
             counters=counters,
+            clock_skew_s=dict(list(self.ingest.clock_skew().items())[:1000]),
         )
 
     def reload_model(self) -> bool:

@@ -133,6 +133,24 @@ class HubSettings(RoleSettings):
         8, ge=0, le=1000, description="messages held waiting for a missing one before a gap"
     )
     reorder_wait_s: float = Field(2.0, ge=0, le=60, description="longest hold for a missing one")
+    stream_idle_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="a nursery's stream silent this long gives way to another one at once",
+    )
+    max_clock_ahead_s: float = Field(
+        300.0,
+        ge=1,
+        le=86_400,
+        description="capture times further ahead of the hub's clock are moved to it",
+    )
+    allowed_nurseries: list[str] | None = Field(
+        None, description="only these nurseries are heard (default: any, up to max_nurseries)"
+    )
+    max_nurseries: int = Field(
+        200, ge=1, le=100_000, description="most nurseries heard (and announced to HA) at once"
+    )
     edge_offline_s: float = Field(
         30.0,
         ge=0,
@@ -152,6 +170,13 @@ class HubSettings(RoleSettings):
     @classmethod
     def _names(cls, value: dict[str, DetectorConfig]) -> dict[str, DetectorConfig]:
         for name in value:
+            check_nursery(name)
+        return value
+
+    @field_validator("allowed_nurseries")
+    @classmethod
+    def _allowed(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
             check_nursery(name)
         return value
 

@@ -44,6 +44,7 @@ class Window:
     level_dbfs: float  # mean power over the window
     t_start: float
     t_end: float
+    after_gap: bool = False  # the first window after a break in the frames
 
 
 @dataclass(frozen=True)
@@ -54,15 +55,21 @@ class WindowResult:
     changes: list[EpisodeChange] = field(default_factory=list)
 
 
+TIME_JUMP_S = 1.0  # frames numbered on whose capture time jumps this much: a break
+
+
 class WindowAssembler:
     """Collects frames and cuts windows every ``hop`` frames. A break in
-    ``frame_index`` (lost or skipped frames) drops the partial window."""
+    ``frame_index`` (lost or skipped frames), a jump of the capture time by more
+    than ``TIME_JUMP_S`` (a clock step), or one the caller declares, drops the
+    partial window and marks the next window ``after_gap``."""
 
     def __init__(self, window: int, hop: int, params: FrontendParams = DEFAULT_PARAMS) -> None:
         self.window, self.hop, self.params = window, hop, params
         self._mel: npt.NDArray[np.int8] | None = None
         self._level: npt.NDArray[np.int8] | None = None
         self._next_index: int | None = None
+        self.gap_pending = False  # a break seen, not yet marked on a window
         self._t_first = 0.0  # capture time of the buffer's first frame
         self._frame_s = params.hop_length / params.sample_rate
 
@@ -76,9 +83,15 @@ class WindowAssembler:
         level: npt.NDArray[np.int8],
         t0: float,
         frame_index: int,
+        restart: bool = False,
     ) -> tuple[list[Window], bool]:
-        """Add frames; returns the new windows and whether a gap was seen."""
-        gap = self._next_index is not None and frame_index != self._next_index
+        """Add frames; returns the new windows and whether a gap was seen.
+        ``restart``: these frames do not follow the previous ones, whatever their index."""
+        gap = self._next_index is not None and (restart or frame_index != self._next_index)
+        if not gap and self._mel is not None:  # numbered on, but at another time: a clock step
+            expected = self._t_first + self._mel.shape[0] * self._frame_s
+            gap = abs(t0 - expected) > TIME_JUMP_S
+        self.gap_pending = self.gap_pending or gap
         if gap or self._mel is None or self._level is None:
             self._mel, self._level, self._t_first = mel, level, t0
         else:
@@ -92,11 +105,9 @@ class WindowAssembler:
             level_db = decode_db(self._level[start:stop], self.params)
             mean_db = float(10 * np.log10(np.mean(10 ** (level_db / 10))))
             t_start = self._t_first + start * self._frame_s
-            windows.append(
-                Window(
-                    self._mel[start:stop], mean_db, t_start, t_start + self.window * self._frame_s
-                )
-            )
+            t_end = t_start + self.window * self._frame_s
+            windows.append(Window(self._mel[start:stop], mean_db, t_start, t_end, self.gap_pending))
+            self.gap_pending = False
             start += self.hop
         if start:
             self._mel, self._level = self._mel[start:], self._level[start:]
@@ -115,12 +126,19 @@ class NurseryDetector:
         self.tracker = EpisodeTracker(self.config.episodes)
 
     def push(
-        self, mel: npt.NDArray[np.int8], level: npt.NDArray[np.int8], t0: float, frame_index: int
-    ) -> tuple[list[Window], list[EpisodeChange]]:
-        """Frames in; complete windows out. A gap resets the onset rule (and
-        closes an open episode) before the new frames are used."""
-        windows, gap = self.assembler.push(mel, level, t0, frame_index)
-        return windows, (self.tracker.reset() if gap else [])
+        self,
+        mel: npt.NDArray[np.int8],
+        level: npt.NDArray[np.int8],
+        t0: float,
+        frame_index: int,
+        restart: bool = False,
+    ) -> list[Window]:
+        """Frames in; complete windows out. The first window after a gap carries
+        ``after_gap``: scoring it resets the onset rule (and closes an open episode)
+        first, so a gap takes effect where it is in the windows, even when many
+        windows from both sides of it are scored in one batch."""
+        windows, _gap = self.assembler.push(mel, level, t0, frame_index, restart)
+        return windows
 
     def label(self, p: float, level_dbfs: float) -> Label:
         if p >= self.config.episodes.on_threshold:
@@ -130,8 +148,17 @@ class NurseryDetector:
     def score(self, window: Window, p: float) -> WindowResult:
         if window.level_dbfs < self.config.silence_dbfs:
             p = 0.0
-        changes = self.tracker.update(window.t_start, window.t_end, p)
+        changes = self.tracker.reset() if window.after_gap else []
+        changes += self.tracker.update(window.t_start, window.t_end, p)
         return WindowResult(window, p, self.label(p, window.level_dbfs), changes)
+
+    def settle(self) -> list[EpisodeChange]:
+        """Every window pushed so far is scored: a gap seen since, with no window
+        after it yet, takes effect now (an open episode ends at once)."""
+        if not self.assembler.gap_pending:
+            return []
+        self.assembler.gap_pending = False
+        return self.tracker.reset()
 
     def finish(self) -> list[EpisodeChange]:
         return self.tracker.finish()
@@ -180,8 +207,7 @@ def detect(
     for feats in chunks:
         if feats.n_frames == 0:
             continue
-        windows, changes = detector.push(feats.mel, feats.level, index * frame_s, index)
-        record(changes)
+        windows = detector.push(feats.mel, feats.level, index * frame_s, index)
         index += feats.n_frames
         if not windows:
             continue

@@ -15,7 +15,10 @@ A window is *hot* when its cry probability is at least ``on_threshold``.
   not woken twice for one crying bout with a pause in it.
 
 Times are seconds on any monotonic clock the caller chooses (stream time in
-``classify``, capture time in the hub).
+``classify``, capture time in the hub). A *hole* in that time (windows more
+than ``release_s`` apart, or time going backwards) is a break in the stream:
+an open episode ends at its last crying window and the onset rule starts
+afresh, wherever the windows come from (one burst of a backlog included).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .settings_errors import conflict
+
+_BACKWARDS_S = 0.1  # a window ending this much before the previous one: time went back
 
 
 class EpisodeConfig(BaseModel):
@@ -89,6 +94,7 @@ class EpisodeTracker:
         self._open: Episode | None = None
         self._last_alive = 0.0
         self._last_end: float | None = None
+        self._prev_end: float | None = None  # end of the last window seen
         self._count = 0
 
     @property
@@ -109,6 +115,14 @@ class EpisodeTracker:
         return changes
 
     def update(self, t_start: float, t_end: float, p: float) -> list[EpisodeChange]:
+        cfg = self.config
+        changes: list[EpisodeChange] = []
+        prev, self._prev_end = self._prev_end, t_end
+        if prev is not None and (t_start - prev > cfg.release_s or t_end < prev - _BACKWARDS_S):
+            changes = self.reset()  # a hole in time: what follows is another stretch
+        return changes + self._update(t_start, t_end, p)
+
+    def _update(self, t_start: float, t_end: float, p: float) -> list[EpisodeChange]:
         cfg = self.config
         hot = p >= cfg.on_threshold
         self._recent.append((t_start, hot))

@@ -104,10 +104,27 @@ def test_detector_labels() -> None:
 def test_silent_windows_are_never_crying() -> None:
     det = NurseryDetector(DetectorConfig(silence_dbfs=-75))
     mel, level = frames(50, value=-100)  # code -100 -> -100 dBFS: digital silence
-    windows, _ = det.push(mel, level, 1e9, 0)
+    windows = det.push(mel, level, 1e9, 0)
     result = det.score(windows[0], 0.99)
     assert result.cry_probability == 0.0
     assert result.label == "quiet"
     loud_mel, loud_level = frames(50, value=40)  # -30 dBFS
-    windows, _ = det.push(loud_mel, loud_level, 1e9 + 1, 50)
+    windows = det.push(loud_mel, loud_level, 1e9 + 1, 50)
     assert det.score(windows[0], 0.99).cry_probability == 0.99
+
+
+@pytest.mark.parametrize("jump", [600.0, -600.0])
+def test_a_hole_or_a_step_back_in_time_ends_the_episode(jump: float) -> None:
+    """#14.5: windows 10 minutes apart (or going back) are two stretches, not one episode."""
+    tracker = EpisodeTracker(EpisodeConfig(cooldown_s=60.0))
+    out: list[EpisodeChange] = []
+    for i in range(8):
+        out += tracker.update(i * 0.5, i * 0.5 + 1.0, 0.95)
+    for i in range(8):
+        t = 4.0 + jump + i * 0.5
+        out += tracker.update(t, t + 1.0, 0.95)
+    out += tracker.finish()
+    assert [c.kind for c in out] == ["started", "ended", "started", "ended"]
+    first, second = out[1].episode, out[3].episode
+    assert first.duration < 5 and second.duration < 5
+    assert second.alert is (jump > 0)  # going back in time is within the cooldown

@@ -301,3 +301,44 @@ def test_state_follows_sound_level_changes_beyond_a_deadband() -> None:
     # 2 dB is within the 3 dB deadband; the window half at -48, half at -42 is not
     assert [level for _, level in got] == [-50, -44]
     assert got[1][0] == 10.5  # at once: the first window that reaches a -42 dB frame
+
+
+def _shifted(seq: int, crying: bool, frames: int = 0, seconds: float = 0.0) -> Accepted:
+    msg = features("n1", seq, crying=crying)
+    msg = msg.model_copy(update={"frame_index": msg.frame_index + frames, "t0": msg.t0 + seconds})
+    return Accepted("n1", msg, msg.mel.to_numpy(), msg.level.to_numpy())
+
+
+def _episodes(out: Outputs) -> list[tuple[str, float]]:
+    return [(e.event.event, round(e.event.duration_s, 1)) for e in out.events]
+
+
+def test_a_gap_inside_one_batch_separates_two_episodes() -> None:
+    """#14.5: 4 s crying, 10 minutes lost, 4 s crying, all in one burst (a backlog)."""
+    engine, _ = make()
+    burst = [_shifted(s, True) for s in range(8)]
+    burst += [_shifted(s, True, frames=30_000, seconds=600.0) for s in range(8, 16)]
+    burst += [_shifted(s, False, frames=30_000, seconds=600.0) for s in range(16, 24)]
+    out = engine.process(burst)
+    starts = [e.event for e in out.events if e.event.event == "started"]
+    ends = [e.event for e in out.events if e.event.event == "ended"]
+    assert len(starts) == 2 and len(ends) == 2, _episodes(out)
+    assert all(e.duration_s < 10 for e in ends)  # not one 603 s episode
+    assert ends[0].ended_at is not None and ends[0].ended_at < starts[1].started_at
+
+
+def test_a_hole_in_capture_time_ends_an_episode_even_with_contiguous_frames() -> None:
+    """A clock step or a hub restart: frames numbered on, but 10 minutes later."""
+    engine, _ = make()
+    batch = [_shifted(s, True) for s in range(8)]
+    batch += [_shifted(s, True, seconds=600.0) for s in range(8, 16)]
+    out = engine.process(batch)
+    assert [k for k, _d in _episodes(out)] == ["started", "ended", "started"]
+
+
+def test_time_going_back_does_not_freeze_the_retained_state() -> None:
+    """#14.6: after one window dated far ahead, states must keep coming."""
+    engine, _ = make()
+    engine.process([_shifted(0, False, seconds=1e8), _shifted(1, False, seconds=1e8)])
+    later = [engine.process([_shifted(s, False, frames=1000)]) for s in range(2, 30)]
+    assert sum(1 for o in later if "n1" in o.states) >= 2

@@ -12,7 +12,7 @@ from nurserycry.hub.ingest import Ingest
 from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import Topics
 
-from tests.test_hub_support import FRONTEND, payload
+from tests.test_hub_support import FRONTEND, features, payload
 
 TOPICS = Topics()
 
@@ -98,13 +98,16 @@ def test_gap_declared_after_wait() -> None:
     assert ing.counters.get("gaps") == 1
 
 
-def test_new_stream_restarts_order_and_old_stream_is_refused() -> None:
-    ing = make()
+def test_a_new_stream_is_used_at_once_when_the_old_one_is_silent() -> None:
+    clock = Clock()
+    ing = make(clock=clock)
     assert seqs(ing, "n1", 5, 6) == [5, 6]
-    assert seqs(ing, "n1", 0, stream="bbbbbbbb") == [0]
+    clock.now = 10.0  # the agent restarted with a new spool
+    got = ing.feed("nurserycry/n1/features", payload("n1", 0, stream="bbbbbbbb"))
+    assert [(a.msg.seq, a.restart) for a in got] == [(0, True)]
     assert ing.counters.get("new_streams") == 1
-    assert seqs(ing, "n1", 7) == []  # from the replaced stream
-    assert ing.counters.get("out_of_order") == 1
+    assert seqs(ing, "n1", 7) == []  # the old stream, while the new one is live: not used
+    assert seqs(ing, "n1", 1, stream="bbbbbbbb") == [1]
 
 
 def test_nurseries_are_independent() -> None:
@@ -184,3 +187,102 @@ def test_rate_limited_warnings_report_suppressed() -> None:
     assert warn.warn(("b",), "y")
     clock.now = 61
     assert warn.warn(("a",), "x %s", 3)
+
+
+# -- #14: runs, far jumps, restored spools, clocks, allow-list ---------------------------
+
+
+def feed_at(ing: Ingest, n: int, *, stream: str = "abcdef01", t_shift: float = 0.0) -> list[int]:
+    msg = features("n1", n, stream=stream)
+    msg = msg.model_copy(update={"t0": msg.t0 + t_shift})
+    return [a.msg.seq for a in ing.feed("nurserycry/n1/features", msg.encode())]
+
+
+def test_a_second_live_stream_wins_only_while_live_and_the_first_returns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """#14.1: a laptop streaming as the nursery must not silence the real edge for good."""
+    clock = Clock()
+    ing = make(clock=clock)
+    twin = "bbbbbbbb"
+    assert seqs(ing, "n1", 0, 1, 2, 3, 4) == [0, 1, 2, 3, 4]
+    with caplog.at_level(logging.WARNING):
+        assert seqs(ing, "n1", 0, 1, stream=twin) == []  # not live yet: the real one goes on
+        assert seqs(ing, "n1", 5) == [5]
+        assert seqs(ing, "n1", 2, stream=twin) == [0, 1, 2]  # live and newer: it wins
+    assert "two edge agents stream for nursery n1" in caplog.text
+    assert seqs(ing, "n1", 6) == []  # the real edge waits, numbering kept
+    assert seqs(ing, "n1", 3, stream=twin) == [3]
+    clock.now = 6.0  # the twin stopped
+    got = ing.feed("nurserycry/n1/features", payload("n1", 7))
+    assert [(a.msg.seq, a.restart) for a in got] == [(6, True), (7, False)]
+    assert seqs(ing, "n1", 8, 9) == [8, 9]  # and stays in use
+    assert ing.counters.get("duplicates") == 0 and ing.counters.get("out_of_order") == 0
+
+
+def test_one_stray_message_of_another_stream_changes_nothing() -> None:
+    ing = make()
+    assert seqs(ing, "n1", 0, 1) == [0, 1]
+    assert seqs(ing, "n1", 0, stream="bbbbbbbb") == []
+    assert seqs(ing, "n1", *range(2, 40)) == list(range(2, 40))
+
+
+def test_a_far_jump_in_seq_does_not_blind_the_nursery() -> None:
+    """#14.2: one message 2^31 ahead used to make every later message 'out of order'."""
+    ing = make(reorder=4)
+    assert seqs(ing, "n1", 0, 1, 2) == [0, 1, 2]
+    assert feed_at(ing, 2**31, t_shift=-(2**31) * 0.5 + 1.5) == []  # same time, far seq
+    assert seqs(ing, "n1", *range(3, 30)) == list(range(3, 30))
+    c = ing.counters
+    assert c.get("gaps") == c.get("out_of_order") == c.get("duplicates") == 0
+
+
+def test_a_real_jump_after_silence_is_a_new_run_used_at_once() -> None:
+    clock = Clock()
+    ing = make(clock=clock)
+    assert seqs(ing, "n1", 0, 1) == [0, 1]
+    clock.now = 60.0  # the edge was away and dropped the oldest of its spool
+    assert seqs(ing, "n1", 5000, 5001) == [5000, 5001]
+
+
+def test_a_restored_spool_is_used_not_dropped_as_duplicates() -> None:
+    """#14.10: an SD-card image restored on the Pi numbers again from an old seq."""
+    clock = Clock()
+    ing = make(clock=clock)
+    assert seqs(ing, "n1", *range(100)) == list(range(100))
+    clock.now = 120.0
+    assert seqs(ing, "n1", 40, 41) == []  # the image's own backlog: sent before, repeats
+    restored = [s for n in range(42, 60) for s in feed_at(ing, n, t_shift=3600.0)]
+    assert restored == list(range(42, 60))  # new audio under the old numbers: used
+    assert ing.counters.get("duplicates") == 2
+
+
+def test_a_clock_far_ahead_is_clamped_to_the_hubs_and_reported() -> None:
+    """#14.6: a capture time in 2096 must not date rows 70 years ahead."""
+    now = 1_800_000_000.0
+    ing = Ingest(TOPICS, Counters(), FRONTEND, 32, clock=Clock(), wall=lambda: now)
+    ahead = 2_000_000.0
+    base = features("n1", 0)
+    for n in range(3):
+        msg = features("n1", n).model_copy(update={"t0": now + ahead + n * 0.5})
+        (got,) = ing.feed("nurserycry/n1/features", msg.encode())
+        assert got.t0 == pytest.approx(now - 0.5 + n * 0.5)  # continuous, on the hub's clock
+        assert got.restart is (n == 0)
+    assert ing.counters.get("clock_clamped") == 1
+    assert ing.clock_skew()["n1"] == pytest.approx(ahead + 1.5, abs=0.01)
+    assert base.t0 < now  # a time in the past is kept as it is
+    (past,) = ing.feed("nurserycry/n2/features", features("n2", 0).encode())
+    assert past.t0 == features("n2", 0).t0 and not past.restart
+
+
+def test_allow_list_and_cap_on_nurseries() -> None:
+    allowed = Ingest(TOPICS, Counters(), FRONTEND, 32, allowed=["n1"])
+    assert len(allowed.feed("nurserycry/n1/features", payload("n1", 0))) == 1
+    assert allowed.feed("nurserycry/n2/features", payload("n2", 0)) == []
+    assert allowed.counters.get("rejected_nursery") == 1
+    capped = Ingest(TOPICS, Counters(), FRONTEND, 32, max_nurseries=2)
+    for name in ("n1", "n2", "n3", "n4"):
+        capped.feed(f"nurserycry/{name}/features", payload(name, 0))
+    assert capped.nurseries == ["n1", "n2"]
+    assert capped.counters.get("rejected_nursery") == 2
+    assert len(capped.feed("nurserycry/n1/features", payload("n1", 1))) == 1

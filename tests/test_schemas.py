@@ -65,6 +65,7 @@ EXAMPLES: dict[type[Message], Message] = {
         nurseries=["a", "b"],
         windows=10,
         counters={"duplicates": 2},
+        clock_skew_s={"a": -0.25, "b": 3600.0},
     ),
     Detection: Detection(
         device="n1", t=T, label="crying", cry_probability=0.93, level_dbfs=-30.0, model="m1"

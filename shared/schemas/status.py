@@ -33,7 +33,7 @@ class EdgeStatus(Message):
 
 class HubStatus(Message):
     TYPE: ClassVar[str] = "hub_status"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: clock_skew_s
     MAX_BYTES: ClassVar[int] = 65_536
 
     type: Literal["hub_status"] = "hub_status"
@@ -47,4 +47,13 @@ class HubStatus(Message):
     counters: Annotated[
         dict[Annotated[str, Field(max_length=64)], Count],
         Field(description="e.g. rejected_malformed, duplicates, gaps", max_length=64),
+    ]
+    clock_skew_s: Annotated[
+        dict[NurseryId, Annotated[float, Field(ge=-1e10, le=1e10)]],
+        Field(
+            default_factory=dict,
+            max_length=1000,
+            description="per nursery: capture time minus the hub's clock on arrival (its "
+            "least delayed recent message); > 0: its clock is ahead, < 0: behind or a backlog",
+        ),
     ]
