@@ -10,6 +10,8 @@ the systemd unit does unless ``NURSERYCRY_EDGE_DEVICE`` is set).
 from __future__ import annotations
 
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Literal, Self
 
@@ -50,7 +52,7 @@ class EdgeSettings(RoleSettings):
     client_id: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="MQTT client id (unset: nurserycry-edge-<nursery>)",
+        description="MQTT client id (unset: nurserycry-edge-<nursery>-<host>-<pid>)",
     )
 
     # -- the audio source --------------------------------------------------
@@ -141,4 +143,10 @@ class EdgeSettings(RoleSettings):
 
     @property
     def mqtt_client_id(self) -> str:
-        return self.client_id or f"nurserycry-edge-{self.nursery}"
+        """Unique per host and process by default, so two agents for one nursery (a Pi
+        and a laptop test) never take each other's connection (#14.1). The agent's
+        session is clean: nothing is lost by a new id after a restart."""
+        if self.client_id:
+            return self.client_id
+        host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:20] or "host"
+        return f"nurserycry-edge-{self.nursery}-{host}-{os.getpid()}"

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from nurserycry.shared.config import MQTT_SHORTCUTS, LogLevel, MqttSettings, RoleSettings
+from nurserycry.shared.config import MQTT_SHORTCUTS, LogLevel, MqttSettings, RoleSettings, refuse_example
 from nurserycry.shared.detector import DetectorConfig
 from nurserycry.shared.topics import check_nursery
 
@@ -50,6 +50,11 @@ class InfluxSettings(BaseModel):
         le=1_000_000_000,
         description="disk bound (~150 bytes a point); beyond it the oldest are dropped",
     )
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        return refuse_example(value)
 
     @field_validator("url")
     @classmethod

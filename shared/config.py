@@ -63,6 +63,19 @@ LogLevel = Annotated[
 ]
 
 
+EXAMPLE_SECRET = "change-me"
+
+
+def refuse_example(value: SecretStr | None) -> SecretStr | None:
+    """A secret still holding the example value of ``env.example`` stops the start."""
+    if value is not None and value.get_secret_value().startswith(EXAMPLE_SECRET):
+        raise ValueError(
+            f"still the example value {EXAMPLE_SECRET!r}...: set the real secret "
+            "(compose/.env, or the Pi's /etc/nurserycry/edge.env)"
+        )
+    return value
+
+
 class MqttSettings(BaseModel):
     """How to reach the MQTT broker."""
 
@@ -101,6 +114,11 @@ class MqttSettings(BaseModel):
         except ValueError:
             raise ValueError("broker port must be a number from 1 to 65535") from None
         return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("password")
+    @classmethod
+    def _not_example(cls, value: SecretStr | None) -> SecretStr | None:
+        return refuse_example(value)
 
     @field_validator("topic_prefix", "discovery_prefix")
     @classmethod

@@ -33,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.servers import Mosquitto, require
+from tests.test_compose import recording_mosquitto_passwd
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(60)]
 
@@ -45,11 +46,16 @@ def _needs_mosquitto_passwd() -> None:
     require("mosquitto_passwd", package="mosquitto")
 
 
-def _add_user(passwd: Path, name: str, password: str) -> subprocess.CompletedProcess[str]:
+def _add_user(
+    passwd: Path, name: str, password: str, path: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MOSQUITTO_PASSWD_FILE": str(passwd)}
+    if path is not None:
+        env["PATH"] = path
     return subprocess.run(
-        ["sh", str(COMPOSE / "add-nursery.sh"), name, password],
+        ["sh", str(COMPOSE / "add-nursery.sh"), name, "-"],
         env=env,
+        input=password + "\n",
         capture_output=True,
         text=True,
         timeout=30,
@@ -274,3 +280,88 @@ def test_add_nursery_refuses_bad_names(tmp_path: Path, name: str) -> None:
     assert out.returncode == 2
     assert "add-nursery.sh" in out.stderr
     assert not (tmp_path / "passwd").exists()
+
+
+# -- #14.13: no passwords on command lines, a private password file, no example values ---
+
+
+def test_add_nursery_keeps_the_password_off_command_lines_and_the_file_private(
+    tmp_path: Path,
+) -> None:
+    path, log = recording_mosquitto_passwd(tmp_path)
+    passwd = tmp_path / "passwd"
+    out = _add_user(passwd, "nursery-7", "s3cret-pw", path=path)
+    assert out.returncode == 0, out.stderr
+    calls = log.read_text()
+    assert "s3cret-pw" not in "".join(x for x in calls.splitlines() if x.startswith("ARGS"))
+    assert "STDIN s3cret-pw" in calls  # it went in on standard input
+    assert passwd.stat().st_mode & 0o077 == 0
+    assert "NURSERYCRY_EDGE_MQTT__PASSWORD=s3cret-pw" in out.stdout
+    env = {**os.environ, "MOSQUITTO_PASSWD_FILE": str(passwd)}
+    argv = subprocess.run(
+        ["sh", str(COMPOSE / "add-nursery.sh"), "nursery-8", "on-the-command-line"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert argv.returncode == 2 and "command line" in argv.stderr
+
+
+def test_add_nursery_refuses_example_passwords_and_entity_id_twins(tmp_path: Path) -> None:
+    passwd = tmp_path / "passwd"
+    refused = _add_user(passwd, "nursery-1", "change-me")
+    assert refused.returncode == 2 and "example" in refused.stderr
+    assert _add_user(passwd, "a_b", "pw-1").returncode == 0
+    twin = _add_user(passwd, "a-b", "pw-2")
+    assert twin.returncode == 2 and "Home Assistant" in twin.stderr
+    assert [line.split(":")[0] for line in passwd.read_text().splitlines()] == ["a_b"]
+
+
+def test_a_nursery_user_cannot_knock_the_hub_off_the_broker(
+    broker: Mosquitto, connect: ClientFactory, tmp_path: Path
+) -> None:
+    """#14.4: a nursery user connecting with the hub's client id took over its session."""
+    from nurserycry.hub.service import Hub
+
+    from tests.test_hub_support import FakeModel, hub_settings, payload, wait_for
+
+    mqtt = {"broker": broker.url, "username": "hub", "password": PASSWORDS["hub"]}
+    settings = hub_settings(tmp_path, broker.url, mqtt=mqtt, detections=False)
+    hub = Hub(settings.model_copy(update={"client_id": "nurserycry-hub"}), FakeModel())
+    ha = connect("homeassistant")
+    ha.subscribe("nurserycry/hub/availability")
+    hub.start()
+    edge = connect("nursery-2")
+    attempts = 0
+    try:
+        assert hub.wait_connected(10)
+        for seq in range(20):
+            for client_id in ("nurserycry-hub", "hub", settings.client_id):
+                attacker = paho.Client(
+                    CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311
+                )
+                attacker.username_pw_set("nursery-1", PASSWORDS["nursery-1"])
+                attacker.connect("127.0.0.1", broker.port, keepalive=30)
+                attacker.loop(0.1)
+                attempts += 1
+                attacker.disconnect()
+            edge.publish("nurserycry/nursery-2/features", payload("nursery-2", seq).decode())
+        wait_for(lambda: hub.counters.get("windows") >= 19, 20, "every window")
+        assert hub.link.connected
+        assert hub.counters.get("windows") == 19 and hub.counters.get("gaps") == 0
+    finally:
+        hub.stop()
+    said = [p for t, p in _drain(ha) if t == "nurserycry/hub/availability"]
+    assert attempts == 60
+    assert said[0] == "online" and said.count("offline") == 1 and said[-1] == "offline", said
+
+
+def _drain(client: Client) -> list[tuple[str, str]]:
+    time.sleep(0.5)
+    out = []
+    while not client.messages.empty():
+        t, p = client.messages.get_nowait()
+        out.append((t, p.decode()))
+    return out

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.servers import require
+from nurserycry.shared.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose"
@@ -123,7 +124,9 @@ def test_mosquitto_requires_authentication(config: dict[str, Any]) -> None:
     mounts = config["services"]["mosquitto"]["volumes"]
     assert any(v.endswith("/mosquitto/config/acl:ro") for v in mounts)
     start = (COMPOSE / "mosquitto" / "start.sh").read_text()
-    assert "mosquitto_passwd -b" in start
+    assert "mosquitto_passwd -b" not in start  # passwords on stdin, never in argv
+    # client ids are the user names: no nursery can take over the hub's session (#14.4)
+    assert "use_username_as_clientid true" in conf
 
 
 def test_hub_env_is_valid_hub_configuration(
@@ -139,10 +142,18 @@ def test_hub_env_is_valid_hub_configuration(
         monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value.replace("/var/lib/nurserycry", str(tmp_path)))
+    with pytest.raises(ConfigError) as refused:  # the example secrets stop the hub (#14.13)
+        settings_mod.HubSettings.load()
+    assert "change-me" in str(refused.value) and "INFLUX_TOKEN" in str(refused.value)
+    assert "NURSERYCRY_HUB_MQTT__PASSWORD" in str(refused.value)
+    for key, value in env.items():
+        if value.startswith("change-me"):
+            monkeypatch.setenv(key, "a-real-" + key.lower())
     settings = settings_mod.HubSettings.load()
     assert settings.influx.url == "http://influxdb:8086"
     assert settings.mqtt.host == "mosquitto"
-    assert settings.influx.token.get_secret_value() == _env_file(ENV_EXAMPLE)["INFLUXDB_TOKEN"]
+    assert settings.influx.token.get_secret_value() == "a-real-nurserycry_hub_influx__token"
+    assert settings.client_id == settings.mqtt.username == "hub"  # use_username_as_clientid
 
 
 def test_hub_image_copies_what_exists() -> None:
@@ -213,3 +224,46 @@ def test_docker_waits_for_the_hubs_bounded_shutdown(config: dict[str, Any]) -> N
     seconds = 60 * int(match.group(1) or 0) + float(match.group(2) or 0)
     link_stop_s = 5.0  # MqttLink.stop waits this long for the offline message
     assert seconds >= FLUSH_AT_STOP_S + link_stop_s + 10
+
+
+def recording_mosquitto_passwd(tmp_path: Path) -> tuple[str, Path]:
+    """A PATH whose mosquitto_passwd records its arguments and standard input, then runs
+    the real one with the same arguments and input."""
+    real = shutil.which("mosquitto_passwd")
+    assert real is not None
+    bindir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bindir.mkdir()
+    fake = bindir / "mosquitto_passwd"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'input=$(cat); echo "ARGS $*" >>{log}; echo "STDIN $input" >>{log}\n'
+        f'printf "%s\\n" "$input" | {real} "$@"\n'
+    )
+    fake.chmod(0o755)
+    return f"{bindir}:{os.environ['PATH']}", log
+
+
+def test_mosquitto_start_script_refuses_example_passwords_and_keeps_them_off_argv(
+    tmp_path: Path,
+) -> None:
+    if shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto_passwd is not installed (apt-get install mosquitto)")
+    path, log = recording_mosquitto_passwd(tmp_path)
+    env = {
+        "PATH": path,
+        "MOSQUITTO_DATA_DIR": str(tmp_path),
+        "MOSQUITTO_CONF": "/nonexistent.conf",
+        "MOSQUITTO_BIN": "true",
+        "MQTT_HUB_PASSWORD": "change-me-hub-password",
+        "MQTT_HA_PASSWORD": "ha-secret",
+    }
+    script = str(COMPOSE / "mosquitto" / "start.sh")
+    out = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "MQTT_HUB_PASSWORD" in out.stderr
+    assert not (tmp_path / "passwd").exists()
+    env["MQTT_HUB_PASSWORD"] = "hub-secret"
+    out = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    args = [x for x in log.read_text().splitlines() if x.startswith("ARGS")]
+    assert len(args) == 2 and not any("secret" in a for a in args)
+    assert (tmp_path / "passwd").stat().st_mode & 0o077 == 0

@@ -202,6 +202,25 @@ def test_settings_reject_two_sources_and_bad_names(tmp_path: Path) -> None:
         EdgeSettings.load(nursery="Bad Name")
 
 
+def test_default_client_id_is_unique_per_host_and_process() -> None:
+    """#14.1: two agents for one nursery must not share (and fight over) a client id."""
+    import subprocess
+    import sys
+
+    code = (
+        "from nurserycry.edge.settings import EdgeSettings;"
+        "print(EdgeSettings.load(nursery='twin').mqtt_client_id)"
+    )
+    ids = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        ).stdout.strip()
+        for _ in range(2)
+    }
+    assert len(ids) == 2 and all(i.startswith("nurserycry-edge-twin-") for i in ids), ids
+    assert EdgeSettings.load(nursery="twin", client_id="fixed").mqtt_client_id == "fixed"
+
+
 def test_flags_env_and_file_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nurserycry.edge.cli import load_settings, parser
     from nurserycry.shared.settings_model import kind_of, settings_of
