@@ -30,6 +30,7 @@ from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 
 from .clips import ClipBuffer, ClipService, refuse
+from .clock import clock_synchronised
 from .features import FeatureBuilder
 from .publisher import Publisher
 from .ring import Ring
@@ -240,6 +241,8 @@ class EdgeAgent:
             spool_depth=self.spool.depth,
             spool_dropped=self.spool.dropped,
             level_dbfs=b.level_dbfs if b else None,
+            clock_synchronised=clock_synchronised(),
+            clock_offset_s=round(b.clock_offset, 3) if b else 0.0,
         )
 
     def _heartbeat(self) -> None:

@@ -9,6 +9,10 @@ blocks carry wall-clock capture times, a sound card clock that drifts from the
 system clock (tens of ppm: seconds per day) is followed by slewing an offset
 at most 0.1 % of elapsed audio time once the error exceeds 20 ms, so ``t0``
 stays monotonic and within a few tens of ms of the wall clock on a long run.
+An error beyond ``CLOCK_STEP_S`` is not drift but the system clock being set (a
+Pi without a real-time clock boots with a stale time until NTP steps it): the
+mapping steps at once, with a break in ``frame_index`` so the hub sees it,
+instead of slewing for weeks.
 
 A jump in sample position (an overrun dropped blocks) or a restart of the
 agent is a *discontinuity*: the pending frames go out, the frontend starts
@@ -18,6 +22,7 @@ spans) so the hub sees the gap instead of gluing unrelated audio together.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +45,9 @@ from .spool import StreamState
 Item = tuple[int, str, bytes]  # (seq, topic, payload)
 CLOCK_DEADBAND_S = 0.02  # callback jitter is ignored below this
 MAX_SLEW = 0.001  # seconds of correction per second of audio
+CLOCK_STEP_S = 1.0  # an error this large is the system clock being set, not drift: step
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,7 +96,8 @@ class FeatureBuilder:
         self.frames = 0  # produced in this run
         self.level_dbfs: float | None = None
         self.gaps = 0
-        self.clock_offset = 0.0  # slewed correction of a drifting card clock, s
+        self.clock_offset = 0.0  # slewed correction of a drifting card clock, s (+ steps)
+        self.clock_steps = 0  # times the system clock was set under us (NTP)
         # sees every block's samples (after gain) and the capture time of its end
         self.tap: Callable[[npt.NDArray[np.float32], float], None] | None = None
         self._expected_pos: int | None = None
@@ -125,7 +134,21 @@ class FeatureBuilder:
             self._seg = self._new_segment(block.pos)
         self._expected_pos = block.pos + block.n
         if block.t is not None:
-            self._follow_clock(block)
+            error = self._clock_error(block)
+            if abs(error) > CLOCK_STEP_S:  # the system clock was set (NTP came in): step
+                out += self._close_segment()
+                self.clock_offset += error
+                self.clock_steps += 1
+                self.next_frame += 1  # a break: the hub must not glue the two times
+                self._seg = self._new_segment(block.pos)
+                log.warning(
+                    "the system clock jumped by %+.3f s (NTP synchronised?): capture times "
+                    "follow it from now on",
+                    error,
+                )
+            elif abs(error) > CLOCK_DEADBAND_S:  # the card's clock drifts: slew
+                step = min(abs(error), MAX_SLEW * block.n / self.rate)
+                self.clock_offset += step if error > 0 else -step
         if isinstance(block.samples, bytes):
             samples = pcm_to_float(block.samples, self.channels)
         else:
@@ -138,12 +161,9 @@ class FeatureBuilder:
         out += self._frames(self._seg, samples, last=False)
         return out
 
-    def _follow_clock(self, block: Block) -> None:
+    def _clock_error(self, block: Block) -> float:
         assert block.t is not None
-        error = block.t - (self.start_time + block.pos / self.rate + self.clock_offset)
-        if abs(error) > CLOCK_DEADBAND_S:
-            step = min(abs(error), MAX_SLEW * block.n / self.rate)
-            self.clock_offset += step if error > 0 else -step
+        return block.t - (self.start_time + block.pos / self.rate + self.clock_offset)
 
     def finish(self) -> list[Item]:
         """The end of the audio: flush the resampler and send the last partial message."""

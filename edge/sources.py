@@ -157,7 +157,8 @@ class BlocksSource(_ThreadedSource):
 
 
 class FileSource(BlocksSource):
-    """A WAV/FLAC file; capture time of sample 0 is ``start_time`` (default: now)."""
+    """A WAV/FLAC file; capture time of sample 0 is ``start_time`` (default: now, or
+    with ``fast`` the file's length before now)."""
 
     kind: SourceKind = "file"
 
@@ -177,7 +178,15 @@ class FileSource(BlocksSource):
         block = max(1, info.samplerate * block_ms // 1000)
         super().__init__(self._read(path, block), info.samplerate, realtime=not fast)
         self._given_start = start_time
+        # as fast as possible: the file *ends* now, so no capture time lies in the
+        # future (a hub moves those to its own clock, #14.6)
+        self._ends_now_s = info.frames / info.samplerate if fast and start_time is None else 0.0
         self.channels = info.channels
+
+    def _produce(self, ring: Ring, blocks: Iterator[npt.NDArray[Any]]) -> None:
+        if self._ends_now_s:
+            self._given_start = time.time() - self._ends_now_s
+        super()._produce(ring, blocks)
 
     @staticmethod
     def _read(path: Path, block: int) -> Iterable[npt.NDArray[np.float32]]:

@@ -346,3 +346,47 @@ def test_publisher_window_order_and_delete_after_puback(tmp_path: Path) -> None:
     assert spool.depth == 0 and pub.wait_idle(0) and pub.sent == 10
     assert link.on("t") == [b"m%d" % s for s in range(10)]  # in order, once
     spool.close()
+
+
+@pytest.mark.parametrize("jump", [3600.0, -3600.0])
+def test_builder_steps_its_clock_mapping_when_ntp_sets_the_clock(jump: float) -> None:
+    """#14.7: a Pi booted with a stale clock; NTP steps it an hour. Slewing at 0.1 %
+    would take six weeks; the mapping steps at once, with a break the hub can see."""
+    b = _builder(StreamState("ab" * 8, 0, 0, None))
+    block, zeros = 1600, np.zeros(1600, np.float32)
+    items = []
+    for pos in range(0, 20 * 16_000, block):
+        wall = 1.8e9 + pos / 16_000 + (jump if pos >= 10 * 16_000 else 0.0)
+        items += b.push(Block(pos, zeros, block, wall))
+    msgs = _decode(items)
+    split = next(i for i, m in enumerate(msgs) if abs(m.t0 - 1.8e9) > 1000)
+    before, after = msgs[:split], msgs[split:]
+    assert b.clock_steps == 1 and b.clock_offset == pytest.approx(jump, abs=0.01)
+    assert after[0].frame_index > before[-1].frame_index + before[-1].n_frames  # a break
+    assert after[0].t0 == pytest.approx(1.8e9 + 10 + jump, abs=0.05)  # on the new clock
+    assert after[-1].t0 - after[0].t0 == pytest.approx(9.0, abs=0.05)  # and on with it
+
+
+def test_clock_synchronisation_is_read_from_the_kernel() -> None:
+    import sys
+
+    from nurserycry.edge.clock import clock_synchronised
+
+    state = clock_synchronised()
+    assert isinstance(state, bool) if sys.platform.startswith("linux") else state is None
+
+
+def test_a_fast_file_ends_now_so_no_capture_time_is_in_the_future(tmp_path: Path) -> None:
+    import time
+
+    import soundfile
+
+    from nurserycry.edge.sources import FileSource
+
+    soundfile.write(str(tmp_path / "a.wav"), _audio(30.0, 16_000), 16_000)
+    source = FileSource(tmp_path / "a.wav", fast=True)
+    source.start(Ring(capacity=16_000 * 40))
+    assert source.finished.wait(10)
+    source.stop()
+    assert source.start_time is not None
+    assert source.start_time + 30.0 == pytest.approx(time.time(), abs=5.0)

@@ -56,6 +56,8 @@ EXAMPLES: dict[type[Message], Message] = {
         spool_depth=3,
         spool_dropped=0,
         level_dbfs=-42.0,
+        clock_synchronised=True,
+        clock_offset_s=-3600.25,
     ),
     HubStatus: HubStatus(
         t=T,

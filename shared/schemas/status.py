@@ -14,7 +14,7 @@ Source = Literal["microphone", "file", "stdin", "generated"]
 
 class EdgeStatus(Message):
     TYPE: ClassVar[str] = "edge_status"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: clock_synchronised, clock_offset_s
 
     type: Literal["edge_status"] = "edge_status"
     v: int = VERSION
@@ -29,6 +29,12 @@ class EdgeStatus(Message):
     spool_depth: Count = Field(description="messages waiting on disk for the broker")
     spool_dropped: Count = Field(description="oldest messages dropped because the spool was full")
     level_dbfs: Decibels | None = None
+    clock_synchronised: bool | None = Field(
+        None, description="the Pi's clock is synchronised by NTP (None: cannot tell)"
+    )
+    clock_offset_s: Annotated[float, Field(ge=-1e10, le=1e10)] = Field(
+        0.0, description="correction of capture times against the sound card's clock, steps in"
+    )
 
 
 class HubStatus(Message):
