@@ -15,7 +15,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from nurserycry.shared.config import MQTT_SHORTCUTS, LogLevel, MqttSettings, RoleSettings, refuse_example
+from nurserycry.shared.config import (
+    MQTT_SHORTCUTS,
+    LogLevel,
+    MqttSettings,
+    RoleSettings,
+    refuse_example,
+)
 from nurserycry.shared.detector import DetectorConfig
 from nurserycry.shared.topics import check_nursery
 

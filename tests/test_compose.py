@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.servers import require
 from nurserycry.shared.config import ConfigError
+
+from tests.servers import require
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -342,3 +343,31 @@ def test_time_going_back_does_not_freeze_the_retained_state() -> None:
     engine.process([_shifted(0, False, seconds=1e8), _shifted(1, False, seconds=1e8)])
     later = [engine.process([_shifted(s, False, frames=1000)]) for s in range(2, 30)]
     assert sum(1 for o in later if "n1" in o.states) >= 2
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
+        self.sent.append(topic)
+
+
+def test_nurseries_that_would_share_home_assistant_entity_ids_are_not_both_announced(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """#14.13: a-b and a_b both became binary_sensor.nurserycry_a_b_crying."""
+    from nurserycry.hub.sinks.mqtt import MqttSink
+
+    link = _Recorder()
+    pub = MqttSink(link, Topics())
+    with caplog.at_level(logging.ERROR):
+        pub.announce("a_b")
+        pub.announce("a-b")
+        pub.announce("a-b")
+        pub.announce_all()
+    configs = [t for t in link.sent if t.endswith("/config")]
+    assert configs and all("a_b" in t for t in configs) and not any("a-b" in t for t in configs)
+    assert len(configs) == 2 * len(discovery.ENTITIES)  # announced, then again on announce_all
+    refused = [r for r in caplog.records if "NOT announcing nursery a-b" in r.getMessage()]
+    assert len(refused) == 1

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -231,3 +232,42 @@ def test_influx_outage_mid_stream_every_point_once(
     assert set(stored) == expected
     assert len(exported(victoria, "nurserycry_window_level_dbfs")) == 3000
     assert counters.get("influx_dropped") == 0
+
+
+HOSTILE_MODELS = [
+    "v1\nnurserycry_window,nursery=forged,label=crying,model=x cry_probability=1 1",
+    "v1\\",
+    "a\\,b=c d\r\te\x7f",
+]
+
+
+def test_tags_cannot_break_out_of_their_line() -> None:
+    """#14.13: a model_version with a newline injected a line of its own."""
+    for model in HOSTILE_MODELS:
+        rec = WindowRecord("n1", T0, 0.25, "other", -42.5, False, model)
+        line = window_line(rec)
+        assert "\n" not in line and "\r" not in line
+        tags = line.split(" cry_probability=")[0]
+        # every ',', '=' and ' ' inside the model tag is escaped by one backslash
+        model_tag = tags.split(",model=", 1)[1]
+        assert not re.search(r"(?<!\\)(\\\\)*[ ,=]", model_tag), model_tag
+
+
+@pytest.mark.servers
+def test_a_hostile_model_version_writes_one_point_and_nothing_forged(
+    victoria: VictoriaMetrics,
+) -> None:
+    writer = InfluxClientWriter(victoria.url, "org", "bucket", None, timeout_s=5.0)
+    lines = [
+        window_line(WindowRecord("n1", T0 + i, 0.25, "other", -42.5, False, m))
+        for i, m in enumerate(HOSTILE_MODELS)
+    ]
+    writer.write(lines)
+    writer.close()
+
+    def stored() -> list[dict[str, object]]:
+        return victoria.export('{__name__="nurserycry_window_cry_probability"}')
+
+    series = wait_for(lambda: len(stored()) >= len(HOSTILE_MODELS) and stored(), 20, "points")
+    assert {s["metric"]["nursery"] for s in series} == {"n1"}  # type: ignore[index]
+    assert sum(len(s["timestamps"]) for s in series) == len(HOSTILE_MODELS)  # type: ignore[arg-type]

@@ -71,10 +71,15 @@ EPISODE_FIELDS: Final = EPISODE.field_names
 
 MEASUREMENTS: Final = {m.name: (m.tags, m.field_names) for m in (WINDOW, EPISODE)}
 
-_TAG_ESCAPES: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_TAG_ESCAPES: Final = str.maketrans(
+    {",": r"\,", "=": r"\=", " ": r"\ ", "\\": "\\\\"}
+    | {chr(c): "_" for c in (*range(32), 127)}  # line protocol has no escape for newlines
+)
 
 
 def _tag(value: str) -> str:
+    """A tag value: separators and backslashes escaped, control characters (a newline in
+    a model version would start a forged line) replaced."""
     return value.translate(_TAG_ESCAPES) or "none"
 
 

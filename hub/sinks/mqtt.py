@@ -42,6 +42,8 @@ class MqttSink:
         self._announced: set[str] = set()
         self._states: dict[str, NurseryState] = {}
         self._lock = threading.Lock()  # states are read by snapshot() from any thread
+        self._entity_owner: dict[str, str] = {}  # HA entity id -> the nursery that has it
+        self._refused: set[str] = set()
 
     def start(self) -> None:
         pass
@@ -80,6 +82,20 @@ class MqttSink:
     def announce(self, nursery: str, again: bool = False) -> None:
         """Discovery for a nursery: once, or again when Home Assistant restarted."""
         if nursery in self._announced and not again:
+            return
+        entity = discovery.config(self.topics, nursery, "crying")["default_entity_id"]
+        owner = self._entity_owner.setdefault(entity, nursery)
+        if owner != nursery:  # a-b and a_b: Home Assistant would mix up the two rooms
+            if nursery not in self._refused:
+                self._refused.add(nursery)
+                log.error(
+                    "NOT announcing nursery %s to Home Assistant: its entity ids (%s ...) are "
+                    "those of nursery %s ('-' and '_' look the same there); rename one of "
+                    "them. Its state and events are still published on MQTT.",
+                    nursery,
+                    entity,
+                    owner,
+                )
             return
         self._announced.add(nursery)
         for topic, payload in discovery.messages(self.topics, nursery):
