@@ -28,6 +28,7 @@ class Edges:
         self._online: dict[str, bool] = {}
         self._status: dict[str, EdgeStatus] = {}
         self._offline_since: dict[str, float] = {}
+        self._awaited: dict[str, float] = {}  # open episodes from before a restart
 
     def availability(self, nursery: str, payload: bytes) -> None:
         """Record ``online`` / ``offline`` (an edge's last will, or a broker restart)."""
@@ -42,13 +43,22 @@ class Edges:
     def heard(self, nursery: str) -> None:
         """Frames arrived: whatever the will said, the edge is sending."""
         self._offline_since.pop(nursery, None)
+        self._awaited.pop(nursery, None)
+
+    def await_frames(self, nursery: str) -> None:
+        """An episode of ``nursery`` was open when the hub last stopped: if no frames come
+        for ``grace_s``, whatever its availability says, it is gone."""
+        self._awaited[nursery] = self._clock()
 
     def gone(self) -> list[str]:
-        """Nurseries offline, with no frames, for ``grace_s``: reported once each."""
+        """Nurseries offline (or awaited), with no frames, for ``grace_s``: reported once."""
         now = self._clock()
-        out = [n for n, t in self._offline_since.items() if now - t >= self.grace_s]
-        for n in out:
-            del self._offline_since[n]
+        out = []
+        for table in (self._offline_since, self._awaited):
+            for n in [n for n, t in table.items() if now - t >= self.grace_s]:
+                del table[n]
+                if n not in out:
+                    out.append(n)
         return out
 
     def heartbeat(self, nursery: str, topic: str, payload: bytes) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nurserycry.shared.detector import DetectorConfig, NurseryDetector, Window
-from nurserycry.shared.episodes import EpisodeChange
+from nurserycry.shared.episodes import EpisodeChange, TrackerMemory
 from nurserycry.shared.model import ModelMetadata
 from nurserycry.shared.schemas import EpisodeEvent, Label, NurseryState
 
@@ -118,6 +118,7 @@ class Engine:
         self._nurseries: dict[str, _Nursery] = {}
         self._batch: npt.NDArray[np.int8] = np.empty((0, 0, 0), np.int8)
         self._crying_seconds = crying_seconds
+        self._recalled: dict[str, TrackerMemory] = {}
         self.model = model
 
     # -- model -----------------------------------------------------------
@@ -160,16 +161,35 @@ class Engine:
         entry = self._nurseries.get(nursery)
         return entry is not None and entry.detector.tracker.current is not None
 
+    # -- memory across restarts ------------------------------------------
+    def memories(self) -> dict[str, TrackerMemory]:
+        """Each nursery's episode memory (to save), including ones not heard yet."""
+        out = dict(self._recalled)
+        out.update((n, e.detector.tracker.memory()) for n, e in self._nurseries.items())
+        return out
+
+    def recall(self, memories: dict[str, TrackerMemory]) -> None:
+        """Memories saved by a previous run; each is used when its nursery is next heard."""
+        self._recalled.update(memories)
+
+    def open_recalled(self) -> list[str]:
+        return sorted(n for n, m in self._recalled.items() if m.open is not None)
+
+    def _entry(self, name: str) -> _Nursery:
+        entry = self._nurseries.get(name)
+        if entry is None:
+            entry = self._nurseries[name] = _Nursery(name, self._detector(name))
+            memory = self._recalled.pop(name, None)
+            if memory is not None:
+                entry.detector.tracker.recall(memory)
+        return entry
+
     # -- processing ------------------------------------------------------
     def process(self, items: list[Accepted]) -> Outputs:
         out = Outputs()
         pending: list[tuple[str, Window]] = []
         for item in items:
-            entry = self._nurseries.get(item.nursery)
-            if entry is None:
-                entry = self._nurseries[item.nursery] = _Nursery(
-                    item.nursery, self._detector(item.nursery)
-                )
+            entry = self._entry(item.nursery)
             windows = entry.detector.push(
                 item.mel, item.level, item.t0, item.msg.frame_index, item.restart
             )
@@ -184,6 +204,8 @@ class Engine:
         """The nursery's edge is gone: end an open episode now, at its last crying window
         (frames that still come later start a new one)."""
         out = Outputs()
+        if nursery in self._recalled:  # never heard since the restart: end it now
+            self._entry(nursery)
         entry = self._nurseries.get(nursery)
         if entry is None:
             return out
@@ -208,6 +230,8 @@ class Engine:
     def finish(self) -> Outputs:
         """Close every open episode (the hub is stopping)."""
         out = Outputs()
+        for name in list(self._recalled):
+            self._entry(name)
         for name, entry in self._nurseries.items():
             self._changes(name, entry, entry.detector.finish(), out)
         return out

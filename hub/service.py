@@ -39,6 +39,7 @@ from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 from .counters import Counters, Rejections
 from .edges import Edges
 from .engine import Engine, HubModel, Outputs
+from .episode_store import EpisodeStore
 from .ingest import Ingest
 from .model_reload import ModelWatcher, load_watched
 from .routes import RECONNECTED, HubRoutes
@@ -142,6 +143,13 @@ class Hub:
         self._listeners: list[Callable[[Outputs], None]] = []
         self._new_model: HubModel | None = None
         self._lock = threading.Lock()
+        self.episode_store = EpisodeStore(settings.episode_state_path)
+        self.engine.recall(self.episode_store.load())
+        for nursery in self.engine.open_recalled():
+            self.edges.await_frames(nursery)
+            log.info("%s had an episode open when the hub stopped: carrying it on", nursery)
+        self._next_save = 0.0
+        self._episodes_changed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hub-processing", daemon=True)
         self._started = self._stopped = False
@@ -188,6 +196,7 @@ class Hub:
             self._watcher.stop()
         self._handle(self._take(block=False))  # the processing thread has exited
         self._emit(self.engine.finish())
+        self.episode_store.save(self.engine.memories())  # closed now; cooldowns kept
         self.link.stop(final=[(self.topics.hub("availability"), OFFLINE)])
         while not self._queue.empty():  # arrived while disconnecting: keep the data
             self._handle(self._take(block=False))
@@ -284,10 +293,20 @@ class Hub:
             self._emit(self.engine.process(accepted))
         for nursery in self.edges.gone():  # its edge died: do not leave an episode open
             self._emit(self.engine.close(nursery))
+        self._save_episodes()
+
+    def _save_episodes(self) -> None:
+        """At once after an episode started or ended, else at most once a second."""
+        now = time.monotonic()
+        if self._episodes_changed or now >= self._next_save:
+            self._episodes_changed = False
+            self._next_save = now + 1.0
+            self.episode_store.save(self.engine.memories())
 
     def _emit(self, out: Outputs) -> None:
         if not out.windows and not out.events and not out.states:
             return
+        self._episodes_changed = self._episodes_changed or bool(out.events)
         for sink in self.sinks:
             sink.write(out)
         for listener in self._listeners:

@@ -123,6 +123,11 @@ class HubSettings(RoleSettings):
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     clips: ClipsSettings = Field(default_factory=ClipsSettings)
+    episode_state: Path | None = Field(
+        None,
+        description="open episodes and cooldowns, kept across restarts "
+        "(unset: episodes.json next to history.db)",
+    )
 
     detector: DetectorConfig = Field(
         default_factory=DetectorConfig,
@@ -190,6 +195,10 @@ class HubSettings(RoleSettings):
         for name in value or []:
             check_nursery(name)
         return value
+
+    @property
+    def episode_state_path(self) -> Path:
+        return self.episode_state or self.history.db.with_name("episodes.json")
 
     @property
     def keep_history(self) -> bool:

@@ -84,6 +84,14 @@ class EpisodeChange:
     episode: Episode
 
 
+@dataclass(frozen=True)
+class TrackerMemory:
+    open: Episode | None
+    last_alive: float
+    last_end: float | None
+    prev_end: float | None
+
+
 class EpisodeTracker:
     """Feed it ``update(t_start, t_end, p)`` per window, in time order."""
 
@@ -106,6 +114,23 @@ class EpisodeTracker:
         """End of the last window that kept the open episode alive: where it would end if
         it closed now (the release tail after it is never part of the episode)."""
         return self._last_alive if self._open is not None else None
+
+    def memory(self) -> TrackerMemory:
+        """What must survive a restart (even ``kill -9``): the open episode, when it was
+        last alive, the end of the previous one (cooldown), the last window's end."""
+        return TrackerMemory(self._open, self._last_alive, self._last_end, self._prev_end)
+
+    def recall(self, memory: TrackerMemory) -> None:
+        """Carry on from :meth:`memory` saved before a restart. The next window decides:
+        close to the saved ones, it continues the open episode (no second alert); after a
+        hole longer than ``release_s`` the episode ends at its last crying window, and a
+        new one within ``cooldown_s`` raises no alert."""
+        self._open = memory.open
+        self._last_alive = memory.last_alive
+        self._last_end = memory.last_end
+        self._prev_end = memory.prev_end
+        if memory.open is not None:
+            self._count = max(self._count, memory.open.index + 1)
 
     def reset(self) -> list[EpisodeChange]:
         """Forget the recent windows (a gap in the stream); closes an open episode."""

@@ -6,6 +6,7 @@ import itertools
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -371,3 +372,21 @@ def test_nurseries_that_would_share_home_assistant_entity_ids_are_not_both_annou
     assert len(configs) == 2 * len(discovery.ENTITIES)  # announced, then again on announce_all
     refused = [r for r in caplog.records if "NOT announcing nursery a-b" in r.getMessage()]
     assert len(refused) == 1
+
+
+def test_episode_memory_survives_a_restart_and_a_bad_file_is_moved_aside(tmp_path: Path) -> None:
+    from nurserycry.hub.episode_store import EpisodeStore
+
+    engine, _ = make()
+    run(engine, {"n1": [True] * 8})
+    assert engine.crying("n1")
+    store = EpisodeStore(tmp_path / "episodes.json")
+    assert store.save(engine.memories())
+    again, _ = make()
+    again.recall(EpisodeStore(tmp_path / "episodes.json").load())
+    assert again.open_recalled() == ["n1"]
+    out = again.process([_shifted(s, True) for s in range(8, 12)])  # it goes on: no new start
+    assert [e.event.event for e in out.events] == [] and again.crying("n1")
+    (tmp_path / "episodes.json").write_text("{not json")
+    assert EpisodeStore(tmp_path / "episodes.json").load() == {}
+    assert (tmp_path / "episodes.json.unreadable").exists()

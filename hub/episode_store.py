@@ -1,0 +1,98 @@
+"""The episode tracker's memory on disk, so ``kill -9`` of the hub mid-episode neither
+loses the episode nor alerts twice (#14.11).
+
+One small JSON file (``episode_state``), replaced atomically (write, fsync, rename)
+whenever an episode starts or ends and at most once a second while one is open. On
+start the hub reads it back: the open episode goes on if the nursery's next windows
+follow within ``release_s``, else it ends at its last crying window (an ``ended``
+event and row); a new episode within ``cooldown_s`` of the last end raises no
+alert. A file that cannot be read is moved aside with a WARNING: the hub starts
+without it (that only risks one repeated alert).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from nurserycry.shared.episodes import Episode, TrackerMemory
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+
+
+class EpisodeStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._saved: dict[str, TrackerMemory] | None = None
+
+    def load(self) -> dict[str, TrackerMemory]:
+        try:
+            raw = self.path.read_text()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            log.warning("cannot read the episode state %s: %s; starting without it", self.path, exc)
+            return {}
+        try:
+            body = json.loads(raw)
+            if body.get("v") != VERSION:
+                raise ValueError(f"unknown version {body.get('v')!r}")
+            out = {str(name): _memory(m) for name, m in body["nurseries"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            aside = self.path.with_name(self.path.name + ".unreadable")
+            os.replace(self.path, aside)
+            log.warning(
+                "the episode state %s is unreadable (%s): moved to %s, starting without it",
+                self.path,
+                exc,
+                aside,
+            )
+            return {}
+        self._saved = out
+        return out
+
+    def save(self, memories: dict[str, TrackerMemory]) -> bool:
+        """Write ``memories`` if they changed; False if the disk refused (logged)."""
+        if memories == self._saved:
+            return True
+        body = {"v": VERSION, "nurseries": {n: asdict(m) for n, m in memories.items()}}
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("w") as f:
+                json.dump(body, f, separators=(",", ":"))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot save the episode state %s: %s", self.path, exc)
+            return False
+        self._saved = dict(memories)
+        return True
+
+
+def _memory(m: dict[str, Any]) -> TrackerMemory:
+    ep = m["open"]
+    episode = None
+    if ep is not None:
+        episode = Episode(
+            int(ep["index"]),
+            float(ep["start"]),
+            float(ep["alert_at"]),
+            None,
+            float(ep["peak"]),
+            bool(ep["alert"]),
+        )
+    last_end, prev_end = m["last_end"], m["prev_end"]
+    return TrackerMemory(
+        episode,
+        float(m["last_alive"]),
+        None if last_end is None else float(last_end),
+        None if prev_end is None else float(prev_end),
+    )

@@ -1,0 +1,133 @@
+"""Fault injection for issue #14, against real processes: each test breaks one thing
+the way it broke in the field and checks that detection goes on. Figures are in
+BENCHMARKS.md (*Reliability*)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nurserycry.shared.schemas import EpisodeEvent
+
+from tests.servers import Mosquitto
+from tests.test_hub_support import Edge, Watcher, wait_for
+
+pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(180)]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class HubProcess:
+    """``tests.fake_hub`` as a subprocess with fixed settings (same state on restart)."""
+
+    def __init__(self, broker: Mosquitto, workdir: Path, **settings: object) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.conf = workdir / "hub.json"
+        body = {
+            "mqtt": {"broker": broker.url},
+            "client_id": "fault-hub",
+            "history_db": str(workdir / "history.sqlite"),
+            "influx_spool": str(workdir / "spool.sqlite"),
+            "state_interval_s": 1.0,
+            "status_interval_s": 1.0,
+            "detections": False,
+            **settings,
+        }
+        self.conf.write_text(json.dumps(body))
+        self.log = workdir / "hub.log"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        with self.log.open("a") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.fake_hub", str(self.conf)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready", self.log.read_text()[-2000:]
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self._reap()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self._reap()
+
+    def _reap(self) -> None:
+        assert self.proc is not None
+        try:
+            self.proc.wait(20)
+        finally:
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self.proc = None
+
+
+@pytest.fixture
+def hub_process(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[HubProcess]:
+    proc = HubProcess(mosquitto, tmp_path / "hub")
+    yield proc
+    proc.stop()
+
+
+def _events(watcher: Watcher, nursery: str) -> list[EpisodeEvent]:
+    return [EpisodeEvent.decode(p) for p in watcher.on(f"nurserycry/{nursery}/event")]
+
+
+# -- #14.11: kill -9 of the hub mid-episode -------------------------------------------
+
+
+@pytest.mark.parametrize("pause", [False, True])
+def test_kill_9_mid_episode_neither_loses_the_episode_nor_alerts_twice(
+    mosquitto: Mosquitto, hub_process: HubProcess, pause: bool
+) -> None:
+    """Crying, the hub is killed with SIGKILL, the crying goes on (queued by the broker
+    for the hub's session) or, with ``pause``, stops and resumes after 20 s of capture
+    time. One alert in all; the killed hub's episode gets its ``ended``."""
+    watcher = Watcher(mosquitto, "fault-watch")
+    edge = Edge(mosquitto, "n1")
+    try:
+        hub_process.start()
+        for seq in range(10):  # 5 s: quiet, then crying
+            edge.send(seq, crying=seq >= 2)
+        wait_for(lambda: _events(watcher, "n1"), 15, "the alert")
+        hub_process.kill()  # mid-episode
+        gap = 40 if pause else 0  # 40 messages: 20 s of capture time without frames
+        for seq in range(10, 16):  # sent while the hub is dead: the broker keeps them
+            edge.send(seq + gap, crying=not pause, frames=25)
+        hub_process.start()
+        for seq in range(16, 40):  # crying again, then quiet until it ends
+            edge.send(seq + gap, crying=seq < 24)
+        wait_for(
+            lambda: sum(e.event == "ended" for e in _events(watcher, "n1")) >= (2 if pause else 1),
+            20,
+            "the episode(s) to end",
+        )
+    finally:
+        edge.stop()
+        hub_process.stop()
+        watcher.stop()
+    events = _events(watcher, "n1")
+    started = [e for e in events if e.event == "started"]
+    ended = [e for e in events if e.event == "ended"]
+    assert sum(e.alert for e in started) == 1, [(e.event, e.alert) for e in events]
+    assert {e.episode_id for e in ended} == {e.episode_id for e in started}
+    if pause:  # the old one ended at its last crying window, the new one is in the cooldown
+        assert len(started) == 2 and not started[1].alert
+        assert ended[0].ended_at is not None and ended[0].ended_at < started[1].started_at
+    else:  # one episode across the kill
+        assert len(started) == 1 and len(ended) == 1 and ended[0].duration_s > 8
