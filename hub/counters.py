@@ -22,6 +22,7 @@ COUNTER_NAMES: Final = (
     "rejected_frontend",
     "rejected_topic",
     "rejected_nursery",
+    "retained_ignored",
     "duplicates",
     "out_of_order",
     "reordered",

@@ -13,7 +13,9 @@ topic                                   QoS  handler
 anything else                                counted and logged as ``rejected_topic``
 ======================================  ===  ==========================================
 
-:meth:`Routes.handle` runs on the processing thread, one message at a time;
+A *retained* features message is ignored (counted ``retained_ignored``): edges never
+retain features, so one is old or forged and would pose as the stream at every
+subscription. :meth:`Routes.handle` runs on the processing thread, one message at a time;
 feature messages that may be used now collect until :meth:`Routes.take`.
 Adding a topic is one row in :func:`hub_routes` (and the handler).
 """
@@ -129,6 +131,16 @@ class HubRoutes:
 
     # -- handlers ------------------------------------------------------------
     def features(self, _nursery: str, msg: Received) -> None:
+        if msg.retain:  # an edge never retains features: old or forged, replayed (#14.3)
+            self.ingest.counters.add("retained_ignored")
+            self.ingest.reject.warnings.warn(
+                (msg.topic, "retained"),
+                "ignored a RETAINED features message on %s (edges never retain features); "
+                "clear it with: mosquitto_pub -r -n -t %s (as that nursery's user)",
+                msg.topic,
+                msg.topic,
+            )
+            return
         self._accepted += self.ingest.feed(msg.topic, msg.payload)
 
     def availability(self, nursery: str, msg: Received) -> None:

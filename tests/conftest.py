@@ -58,3 +58,22 @@ def victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
     vm.start()
     yield vm
     vm.stop()
+
+
+@pytest.fixture
+def durable_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """mosquitto that saves its state on every change, so a restart keeps sessions."""
+    store = tmp_path / "mqtt-store"
+    store.mkdir()
+    # run as root, mosquitto drops privileges to user mosquitto, which cannot
+    # enter pytest's private tmp dirs: keep the invoking user for this store
+    user = "root" if os.geteuid() == 0 else ""
+    conf = (
+        "allow_anonymous true\npersistence true\n"
+        f"persistence_location {store}/\nautosave_interval 1\nautosave_on_changes true\n"
+    )
+    broker = Mosquitto(tmp_path / "mqtt", conf + (f"user {user}\n" if user else ""))
+    broker.start()
+    yield broker
+    broker.stop()
+    assert (store / "mosquitto.db").is_file(), "the broker kept its state somewhere else"

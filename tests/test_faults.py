@@ -17,7 +17,7 @@ import pytest
 from nurserycry.shared.schemas import EpisodeEvent
 
 from tests.servers import Mosquitto
-from tests.test_hub_support import Edge, Watcher, wait_for
+from tests.test_hub_support import Edge, Watcher, payload, wait_for
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,3 +131,39 @@ def test_kill_9_mid_episode_neither_loses_the_episode_nor_alerts_twice(
         assert ended[0].ended_at is not None and ended[0].ended_at < started[1].started_at
     else:  # one episode across the kill
         assert len(started) == 1 and len(ended) == 1 and ended[0].duration_s > 8
+
+
+# -- #14.3: a retained features message ------------------------------------------------
+
+
+def test_a_retained_features_message_is_ignored_after_broker_and_hub_restarts(
+    durable_broker: Mosquitto, tmp_path: Path
+) -> None:
+    """Published once, retained, kept by the broker's persistence across its restart: the
+    restarted hub must not take it for the nursery's stream (it made every real message
+    a 'duplicate')."""
+    broker = durable_broker
+    edge = Edge(broker, "n1")
+    forged = payload("n1", 2**31, crying=True)
+    edge.link.publish(edge.topic, forged, qos=1, retain=True).wait_for_publish(10)
+    edge.stop()
+    broker.stop()
+    broker.start()  # the retained message comes back from the broker's store
+    hub = HubProcess(broker, tmp_path / "hub")
+    watcher = Watcher(broker, "fault-watch")
+    edge = Edge(broker, "n1")
+    try:
+        hub.start()
+        for seq in range(20):
+            edge.send(seq, crying=False)
+        statuses = lambda: [json.loads(p) for p in watcher.on("nurserycry/hub/status")]  # noqa: E731
+        wait_for(lambda: any(s["counters"]["windows"] >= 19 for s in statuses()), 20, "the windows")
+    finally:
+        edge.link.publish(edge.topic, b"", qos=1, retain=True).wait_for_publish(10)  # clear
+        edge.stop()
+        hub.stop()
+        watcher.stop()
+    counters = statuses()[-1]["counters"]
+    assert counters["retained_ignored"] == 1
+    assert counters["windows"] == 19 and counters["duplicates"] == 0
+    assert counters["other_stream"] == 0 and counters["gaps"] == 0

@@ -7,12 +7,10 @@ subprocess where its failure is the point.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -197,25 +195,6 @@ def _audio(seconds: float, seed: int) -> bytes:
     t = np.arange(int(seconds * SR)) / SR
     x = 0.05 * rng.standard_normal(t.size) + 0.2 * np.sin(2 * np.pi * (300 + 200 * np.sin(t)) * t)
     return (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
-
-
-@pytest.fixture
-def durable_broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    """mosquitto that saves its state on every change, so a restart keeps sessions."""
-    store = tmp_path / "mqtt-store"
-    store.mkdir()
-    # run as root, mosquitto drops privileges to user mosquitto, which cannot
-    # enter pytest's private tmp dirs: keep the invoking user for this store
-    user = "root" if os.geteuid() == 0 else ""
-    conf = (
-        "allow_anonymous true\npersistence true\n"
-        f"persistence_location {store}/\nautosave_interval 1\nautosave_on_changes true\n"
-    )
-    broker = Mosquitto(tmp_path / "mqtt", conf + (f"user {user}\n" if user else ""))
-    broker.start()
-    yield broker
-    broker.stop()
-    assert (store / "mosquitto.db").is_file(), "the broker kept its state somewhere else"
 
 
 def _edge(broker: Mosquitto, spool: Path) -> subprocess.Popen[bytes]:
