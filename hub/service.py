@@ -9,8 +9,9 @@ Threads, on purpose (not asyncio: paho, influxdb-client's synchronous API and
 the TFLite interpreter are all blocking libraries):
 
 * the link's network thread only puts each :class:`~nurserycry.shared.mqtt.Received`
-  message into a bounded queue (blocking briefly when it is full: back-pressure
-  instead of loss);
+  message into a bounded queue with one FIFO per nursery, taken in turn
+  (:mod:`.fair_queue`: one nursery's flood cannot delay another's alert), blocking
+  briefly when it is full (back-pressure instead of loss);
 * one processing thread takes messages in batches, routes them, scores the
   windows of all nurseries in one model call and hands the outputs to every sink;
 * the InfluxDB writer thread and the model watcher thread.
@@ -23,7 +24,6 @@ the TFLite interpreter are all blocking libraries):
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +40,7 @@ from .counters import Counters, Rejections
 from .edges import Edges
 from .engine import Engine, HubModel, Outputs
 from .episode_store import EpisodeStore
+from .fair_queue import FairQueue
 from .ingest import Ingest
 from .model_reload import ModelWatcher, load_watched
 from .routes import RECONNECTED, HubRoutes
@@ -139,7 +140,7 @@ class Hub:
             clips=self.clips,
             reload_model=self.reload_model,
         )
-        self._queue: queue.Queue[Received] = queue.Queue(settings.queue_size)
+        self._queue: FairQueue[Received] = FairQueue(settings.queue_size)
         self._listeners: list[Callable[[Outputs], None]] = []
         self._new_model: HubModel | None = None
         self._lock = threading.Lock()
@@ -215,6 +216,11 @@ class Hub:
         """Call ``callback(outputs)`` on the processing thread after every batch."""
         self._listeners.append(callback)
 
+    @property
+    def backlog(self) -> int:
+        """Messages received and not yet processed."""
+        return len(self._queue)
+
     def snapshot(self) -> HubSnapshot:
         return HubSnapshot(
             self.engine.version,
@@ -252,26 +258,15 @@ class Hub:
 
     # -- network thread --------------------------------------------------
     def _enqueue(self, msg: Received) -> None:
-        try:
-            self._queue.put(msg, timeout=5.0)
-        except queue.Full:
+        parts = msg.topic.rsplit("/", 2)  # {prefix}/N/kind: one share per nursery
+        key = parts[-2] if len(parts) == 3 else msg.topic
+        if not self._queue.put(key, msg, timeout=5.0):
             self.counters.add("dropped_queue_full")
             log.error("hub queue full for 5 s: dropped a message on %s", msg.topic)
 
     # -- processing thread -----------------------------------------------
     def _take(self, block: bool) -> list[Received]:
-        items: list[Received] = []
-        if block:
-            try:
-                items.append(self._queue.get(timeout=0.2))
-            except queue.Empty:
-                return items
-        while len(items) < _BATCH_MESSAGES:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return items
+        return self._queue.take(_BATCH_MESSAGES, timeout=0.2 if block else 0.0)
 
     def _run(self) -> None:
         while True:

@@ -167,3 +167,68 @@ def test_a_retained_features_message_is_ignored_after_broker_and_hub_restarts(
     assert counters["retained_ignored"] == 1
     assert counters["windows"] == 19 and counters["duplicates"] == 0
     assert counters["other_stream"] == 0 and counters["gaps"] == 0
+
+
+# -- #14.13: one nursery's flood must not delay another's alert ------------------------
+
+
+def test_a_flood_from_one_nursery_does_not_delay_anothers_alert(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """20,000 messages from one nursery are queued in the hub (its scoring is held back
+    until they are), then another nursery cries: its alert must come within the first
+    batches, not after the flood (a FIFO queue gave it after all 20,000)."""
+    import threading
+
+    import numpy as np
+    import numpy.typing as npt
+
+    from nurserycry.hub.engine import Outputs
+    from nurserycry.hub.service import Hub
+
+    from tests.test_hub_support import FakeModel, hub_settings
+
+    class HeldModel(FakeModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.go = threading.Event()
+
+        def predict(self, mel_codes: npt.NDArray[np.int8]) -> npt.NDArray[np.float32]:
+            self.go.wait(60)
+            return super().predict(mel_codes)
+
+    flood_n = 20_000
+    model = HeldModel()
+    settings = hub_settings(tmp_path, mosquitto.url, detections=False, queue_size=40_000)
+    hub = Hub(settings, model)
+    seen = {"flood_windows": 0, "flood_at_alert": -1}
+
+    def watch(out: Outputs) -> None:
+        seen["flood_windows"] += sum(w.nursery == "flood" for w in out.windows)
+        if any(e.event.device == "quiet" and e.event.event == "started" for e in out.events):
+            seen["flood_at_alert"] = seen["flood_windows"]
+
+    hub.add_listener(watch)
+    hub.start()
+    assert hub.wait_connected(10)
+    flood = Edge(mosquitto, "flood")
+    quiet = Edge(mosquitto, "quiet")
+    try:
+        infos = [
+            flood.link.publish(flood.topic, payload("flood", s), qos=1) for s in range(flood_n)
+        ]
+        for info in infos:
+            info.wait_for_publish(60)
+        for seq in range(8):  # 4 s of crying in the other nursery, behind the flood
+            quiet.send(seq, crying=seq >= 1)
+        wait_for(lambda: hub.backlog >= flood_n - 1000, 60, "the flood queued in the hub")
+        model.go.set()
+        wait_for(lambda: seen["flood_at_alert"] >= 0, 60, "the quiet nursery's alert")
+        wait_for(lambda: seen["flood_windows"] >= flood_n - 1, 120, "the whole flood")
+    finally:
+        model.go.set()
+        flood.stop()
+        quiet.stop()
+        hub.stop()
+    assert seen["flood_at_alert"] < 2000, seen  # within the first batches (each 512 messages)
+    assert hub.counters.get("dropped_queue_full") == 0
