@@ -232,3 +232,117 @@ def test_a_flood_from_one_nursery_does_not_delay_anothers_alert(
         hub.stop()
     assert seen["flood_at_alert"] < 2000, seen  # within the first batches (each 512 messages)
     assert hub.counters.get("dropped_queue_full") == 0
+
+
+# -- #14.1: a second edge for the same nursery (a laptop test) -------------------------
+
+
+def test_a_second_edge_for_a_nursery_does_not_silence_the_real_one(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The Pi streams in real time; a laptop runs `nurserycry edge --nursery twin --file
+    x.wav --fast` meanwhile. Before: the Pi was rejected for good ('stream was replaced')
+    and both agents, sharing a client id, kicked each other off the broker."""
+    from nurserycry.hub.service import Hub
+
+    from tests.test_edge_helpers import (
+        Collector,
+        edge_cmd,
+        nursery_name,
+        start_edge,
+        tone_noise,
+        wait_exit,
+        write_wav,
+    )
+    from tests.test_hub_support import FakeModel, hub_settings
+
+    name = nursery_name("twin")
+    hub = Hub(hub_settings(tmp_path, mosquitto.url, detections=False), FakeModel())
+    hub.start()
+    assert hub.wait_connected(10)
+    seen = Collector(mosquitto, "twin")
+    pi_wav = write_wav(tmp_path / "pi.wav", tone_noise(18.0, seed=1))
+    laptop_wav = write_wav(tmp_path / "laptop.wav", tone_noise(10.0, seed=2))
+    pi = start_edge(
+        edge_cmd(mosquitto, "twin", tmp_path / "pi.spool", "--file", str(pi_wav)),
+        tmp_path / "pi.log",
+    )
+    try:
+        assert seen.wait(lambda c: len(c.features) >= 8, 20)  # the Pi is live
+        laptop = start_edge(
+            edge_cmd(
+                mosquitto, "twin", tmp_path / "laptop.spool", "--file", str(laptop_wav), "--fast"
+            ),
+            tmp_path / "laptop.log",
+        )
+        assert wait_exit(laptop, 60) == 0
+        windows_when_laptop_done = hub.counters.get("windows")
+        assert wait_exit(pi, 60) == 0
+        wait_for(
+            lambda: hub.backlog == 0 and hub.counters.get("windows") > windows_when_laptop_done + 8,
+            20,
+            "the Pi's windows again",
+        )
+    finally:
+        for proc in (pi,):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        seen.stop()
+        hub.stop()
+    streams = {m.stream for m in seen.features}
+    assert len(streams) == 2
+    pi_stream = seen.features[0].stream
+    nur = hub.ingest._nurseries[name]  # noqa: SLF001 (which stream the hub ended on)
+    assert nur.active is not None and nur.active.stream == pi_stream
+    assert seen.availability.count("online") == 2, seen.availability  # no kicking each other off
+    c = hub.counters
+    assert c.get("new_streams") == 2  # to the laptop while it was live, and back
+    assert c.get("out_of_order") == 0
+
+
+# -- #14.10: an edge spool restored from an SD-card image ------------------------------
+
+
+def test_a_restored_edge_spool_is_used_not_dropped_as_duplicates(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The Pi's SD card is restored from an image taken earlier: its spool numbers the
+    stream from an old seq again. Before, the hub dropped all of it as duplicates."""
+    import shutil
+    import time
+
+    from nurserycry.hub.service import Hub
+
+    from tests.test_edge_helpers import edge_cmd, start_edge, tone_noise, wait_exit, write_wav
+    from tests.test_hub_support import FakeModel, hub_settings
+
+    hub = Hub(hub_settings(tmp_path, mosquitto.url, detections=False), FakeModel())
+    hub.start()
+    assert hub.wait_connected(10)
+    wav = write_wav(tmp_path / "a.wav", tone_noise(10.0))
+    spool, image = tmp_path / "edge.spool", tmp_path / "image.spool"
+    began = time.time()
+
+    def run_edge(n: int) -> int:
+        cmd = edge_cmd(mosquitto, "restored", spool, "--file", str(wav), "--fast")
+        start = began - 600 + n * 120  # each run's audio later than the one before
+        cmd += ["--spool-sync-s", "0", "--start-time", f"{start:.3f}"]
+        assert wait_exit(start_edge(cmd, tmp_path / f"edge{n}.log"), 60) == 0
+        wait_for(lambda: hub.backlog == 0 and hub.counters.get("messages") >= n * 20, 20, "all")
+        time.sleep(0.5)
+        return hub.counters.get("windows")
+
+    try:
+        after_first = run_edge(1)
+        shutil.copy(spool, image)  # the image, taken here
+        after_second = run_edge(2)
+        shutil.copy(image, spool)  # ... restored: numbering goes back to where it was
+        after_restore = run_edge(3)
+    finally:
+        hub.stop()
+    per_run = after_first  # windows of one 10 s file
+    assert per_run >= 18
+    assert after_second - after_first >= per_run - 2
+    assert after_restore - after_second >= per_run - 2  # used, not dropped
+    assert hub.counters.get("duplicates") == 0
