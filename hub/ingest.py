@@ -158,6 +158,10 @@ class Ingest:
             return nursery in self.allowed
         return nursery in self._nurseries or len(self._nurseries) < self.max_nurseries
 
+    def stream_in_use(self, nursery: str) -> str | None:
+        nur = self._nurseries.get(nursery)
+        return nur.active.stream if nur is not None and nur.active is not None else None
+
     def clock_skew(self) -> dict[str, float]:
         """Per nursery: capture time minus the hub's clock at arrival, the largest of
         the last messages (the least delayed one): about 0 for a live edge with a good

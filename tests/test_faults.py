@@ -293,8 +293,7 @@ def test_a_second_edge_for_a_nursery_does_not_silence_the_real_one(
     streams = {m.stream for m in seen.features}
     assert len(streams) == 2
     pi_stream = seen.features[0].stream
-    nur = hub.ingest._nurseries[name]  # noqa: SLF001 (which stream the hub ended on)
-    assert nur.active is not None and nur.active.stream == pi_stream
+    assert hub.ingest.stream_in_use(name) == pi_stream  # the hub ended on the Pi again
     assert seen.availability.count("online") == 2, seen.availability  # no kicking each other off
     c = hub.counters
     assert c.get("new_streams") == 2  # to the laptop while it was live, and back
