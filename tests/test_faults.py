@@ -345,3 +345,102 @@ def test_a_restored_edge_spool_is_used_not_dropped_as_duplicates(
     assert after_second - after_first >= per_run - 2
     assert after_restore - after_second >= per_run - 2  # used, not dropped
     assert hub.counters.get("duplicates") == 0
+
+
+# -- #14.2 and #14.6: a far seq and a far-future clock over MQTT -----------------------
+
+
+def test_a_far_seq_and_a_clock_in_2096_neither_blind_nor_misdate(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    import sqlite3
+    import time
+    from contextlib import closing
+
+    from nurserycry.hub.service import Hub
+    from nurserycry.shared.schemas import NurseryState
+
+    from tests.test_hub_support import FakeModel, features, hub_settings
+
+    hub = Hub(hub_settings(tmp_path, mosquitto.url, detections=False), FakeModel())
+    watcher = Watcher(mosquitto, "fault-watch")
+    hub.start()
+    assert hub.wait_connected(10)
+    jumper, future = Edge(mosquitto, "jumper"), Edge(mosquitto, "future")
+    year_2096 = 3_980_000_000.0
+    now = time.time()
+    try:
+        for seq in range(30):
+            if seq == 5:  # one message 2^31 ahead (#14.2)
+                jumper.raw(jumper.topic, payload("jumper", 2**31))
+            jumper.send(seq, t0=now - 60)
+            msg = features("future", seq).model_copy(update={"t0": year_2096 + seq * 0.5})
+            future.raw(future.topic, msg.encode())  # an edge whose clock says 2096 (#14.6)
+        wait_for(lambda: hub.backlog == 0 and hub.counters.get("windows") >= 58, 20, "windows")
+        wait_for(lambda: len(watcher.on("nurserycry/future/state")) >= 2, 20, "states")
+        status = wait_for(
+            lambda: next(
+                (
+                    s
+                    for s in map(json.loads, reversed(watcher.on("nurserycry/hub/status")))
+                    if {"future", "jumper"} <= set(s["clock_skew_s"])
+                ),
+                None,
+            ),
+            20,
+            "a status with both nurseries' clock skew",
+        )
+    finally:
+        jumper.stop()
+        future.stop()
+        hub.stop()
+        watcher.stop()
+    c = hub.counters
+    assert c.get("windows") == 58  # 29 windows each: nothing blinded
+    assert c.get("out_of_order") == 0 and c.get("duplicates") == 0
+    assert c.get("clock_clamped") == 2  # the 2096 edge, and the stray message (dated 2060)
+    assert status["clock_skew_s"]["future"] > 2e9 and abs(status["clock_skew_s"]["jumper"]) < 120
+    with closing(sqlite3.connect(tmp_path / "history.sqlite")) as db:
+        latest = db.execute("SELECT MAX(t) FROM windows WHERE nursery = 'future'").fetchone()[0]
+    ahead = hub.settings.max_clock_ahead_s  # (a burst of audio may run this far ahead)
+    assert latest < time.time() + ahead  # on the hub's clock, not dated 2096
+    states = [NurseryState.decode(p) for p in watcher.on("nurserycry/future/state")]
+    assert all(s.t < time.time() + ahead for s in states)
+
+
+# -- #14.5: a gap inside one backlog burst ---------------------------------------------
+
+
+def test_a_backlog_with_a_gap_inside_is_two_episodes_with_two_alerts(
+    mosquitto: Mosquitto, hub_process: HubProcess
+) -> None:
+    """The hub is down; the edge cries 4 s, is off for 10 minutes (numbering goes on,
+    frames and time skip), cries 4 s again. The broker queues it all for the hub's
+    session; the restarted hub gets it in one burst. Before: one 603 s episode."""
+    from tests.test_hub_support import features
+
+    watcher = Watcher(mosquitto, "fault-watch")
+    edge = Edge(mosquitto, "burst")
+    try:
+        hub_process.start()  # subscribe once (the session), then go away
+        hub_process.stop()
+        for seq in range(40):
+            later = seq >= 20  # after the 10 minutes away
+            msg = features("burst", seq, crying=seq % 20 < 8)
+            if later:
+                shift = {"frame_index": msg.frame_index + 30_000, "t0": msg.t0 + 600.0}
+                msg = msg.model_copy(update=shift)
+            edge.raw(edge.topic, msg.encode())
+        hub_process.start()
+        wait_for(
+            lambda: sum(e.event == "ended" for e in _events(watcher, "burst")) >= 2, 20, "ends"
+        )
+    finally:
+        edge.stop()
+        hub_process.stop()
+        watcher.stop()
+    events = _events(watcher, "burst")
+    started = [e for e in events if e.event == "started"]
+    ended = [e for e in events if e.event == "ended"]
+    assert len(started) == len(ended) == 2 and all(e.alert for e in started)
+    assert all(e.duration_s < 10 for e in ended)
