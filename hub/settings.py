@@ -162,7 +162,7 @@ class HubSettings(RoleSettings):
         description="capture times further ahead of the hub's clock are moved to it",
     )
     allowed_nurseries: list[str] | None = Field(
-        None, description="only these nurseries are heard (default: any, up to max_nurseries)"
+        None, description="only these nurseries are heard (unset: any, up to max_nurseries)"
     )
     max_nurseries: int = Field(
         200, ge=1, le=100_000, description="most nurseries heard (and announced to HA) at once"
