@@ -25,8 +25,9 @@ second agent runs for the same nursery). Another run is put in use only
   messages (it is live, not a single stray message): the newest live stream
   wins, and the old one is used again as soon as the newer one falls silent.
 
-The messages a run sent while it waited (the last ``promote_after``) are
-delivered when it is put in use; older ones are counted as ``other_stream``.
+When a run is put in use, what it sent since the run in use last spoke (at
+least its last ``promote_after`` messages, at most ``MAX_WAITING``) is delivered
+first; the rest, sent while the other was live, is counted as ``other_stream``.
 Two live runs at once (two agents for one nursery) are logged as a WARNING.
 
 Capture times: a message more than ``max_ahead_s`` ahead of the hub's clock
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 
 MAX_JUMP: Final = 512  # seq further ahead than this is another run, not a gap
 MAX_RUNS: Final = 8  # runs remembered per nursery (least recently heard forgotten)
+MAX_WAITING: Final = 64  # messages a run not in use keeps (32 s of a live edge)
 _FRAME_S: Final = 0.02  # 50 frames a second (the frontend's hop)
 _SKEW_SAMPLES: Final = 20
 
@@ -98,7 +100,8 @@ class _Run:
     count: int = 0
     pending: dict[int, tuple[Accepted, float]] = field(default_factory=dict)
     lost: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=32))
-    waiting: deque[Accepted] = field(default_factory=deque)  # while another run is in use
+    # (arrival, message) while another run is in use
+    waiting: deque[tuple[float, Accepted]] = field(default_factory=deque)
 
 
 @dataclass
@@ -339,7 +342,14 @@ class Ingest:
             if active.stream != run.stream:
                 self.counters.add("new_streams")
         nur.active = run
-        waiting = sorted(run.waiting, key=lambda a: a.msg.seq)
+        # what it sent since the run in use fell silent (at least its last few) goes on
+        cutoff = active.last_seen if active is not None else float("-inf")
+        held = list(run.waiting)
+        keep = [a for t, a in held if t > cutoff]
+        if len(keep) < self.promote_after:
+            keep = [a for _t, a in held[-self.promote_after :]]
+        self.counters.add("other_stream", len(held) - len(keep))
+        waiting = sorted(keep, key=lambda a: a.msg.seq)
         run.waiting.clear()
         if waiting:
             first = waiting[0]
@@ -354,8 +364,8 @@ class Ingest:
         run.next_seq = max(run.next_seq, msg.seq + 1)
         run.next_frame = msg.frame_index + msg.n_frames
         run.end_t = item.t0 + msg.n_frames * _FRAME_S
-        run.waiting.append(item)
-        while len(run.waiting) > self.promote_after:
+        run.waiting.append((self._clock(), item))
+        while len(run.waiting) > MAX_WAITING:
             run.waiting.popleft()
             self.counters.add("other_stream")
 

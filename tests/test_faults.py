@@ -297,6 +297,9 @@ def test_a_second_edge_for_a_nursery_does_not_silence_the_real_one(
     assert seen.availability.count("online") == 2, seen.availability  # no kicking each other off
     c = hub.counters
     assert c.get("new_streams") == 2  # to the laptop while it was live, and back
+    # 36 + 20 messages: at most a window or two lost at each switch and the Pi's
+    # messages sent while the laptop spoke
+    assert c.get("windows") >= 35 + 19 - 6, c.snapshot()
     assert c.get("out_of_order") == 0
 
 

@@ -286,3 +286,16 @@ def test_allow_list_and_cap_on_nurseries() -> None:
     assert capped.nurseries == ["n1", "n2"]
     assert capped.counters.get("rejected_nursery") == 2
     assert len(capped.feed("nurserycry/n1/features", payload("n1", 1))) == 1
+
+
+def test_what_the_real_edge_sent_after_the_twin_stopped_is_all_used() -> None:
+    clock = Clock()
+    ing = make(clock=clock)
+    assert seqs(ing, "n1", 0, 1) == [0, 1]
+    assert seqs(ing, "n1", 0, 1, 2, stream="bbbbbbbb") == [0, 1, 2]  # the twin, live
+    assert seqs(ing, "n1", 2, 3) == []  # the real edge while the twin is live
+    for n in range(4, 14):  # the twin fell silent at 0 s; the real edge goes on
+        clock.now = (n - 3) * 0.5
+        got = seqs(ing, "n1", n)
+    assert got == list(range(4, 14))  # on taking over (5 s on): all it sent since
+    assert ing.counters.get("other_stream") == 2  # only 2 and 3, sent while the twin spoke
