@@ -62,7 +62,7 @@ from .counters import Counters, Rejections
 
 log = logging.getLogger(__name__)
 
-MAX_JUMP: Final = 512  # seq further ahead than this is another run, not a gap
+MAX_JUMP: Final = 4096  # seq further ahead: another run, not a gap (> the edge's 1200 reserve)
 MAX_RUNS: Final = 8  # runs remembered per nursery (least recently heard forgotten)
 MAX_WAITING: Final = 64  # messages a run not in use keeps (32 s of a live edge)
 _FRAME_S: Final = 0.02  # 50 frames a second (the frontend's hop)
