@@ -447,3 +447,51 @@ def test_a_backlog_with_a_gap_inside_is_two_episodes_with_two_alerts(
     ended = [e for e in events if e.event == "ended"]
     assert len(started) == len(ended) == 2 and all(e.alert for e in started)
     assert all(e.duration_s < 10 for e in ended)
+
+
+# -- #14.13: invented nursery names on an open broker ----------------------------------
+
+
+def test_invented_nursery_names_are_capped_and_an_allow_list_shuts_them_out(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """5,000 invented names made 30,042 retained discovery configs. Now at most
+    ``max_nurseries`` are heard and announced; with an allow-list, only those."""
+    import time
+
+    from nurserycry.hub import discovery
+    from nurserycry.hub.service import Hub
+
+    from tests.test_hub_support import FakeModel, hub_settings
+
+    names = [f"fake-{i:04d}" for i in range(300)]
+    for allowed, cap in ((None, 50), (["fake-0007"], 200)):
+        work = tmp_path / ("capped" if allowed is None else "allowed")
+        work.mkdir()
+        hub = Hub(
+            hub_settings(work, mosquitto.url, max_nurseries=cap, allowed_nurseries=allowed),
+            FakeModel(),
+        )
+        hub.start()
+        assert hub.wait_connected(10)
+        edge = Edge(mosquitto, "attacker")
+        try:
+            for name in names:
+                edge.raw(f"nurserycry/{name}/features", payload(name, 0))
+                edge.raw(f"nurserycry/{name}/availability", b"online")
+            wait_for(lambda h=hub: h.backlog == 0 and h.counters.get("messages") >= 300, 30, "all")
+        finally:
+            edge.stop()
+        heard = 1 if allowed else cap
+        configs = Watcher(mosquitto, f"configs-{work.name}")  # the retained discovery configs
+        time.sleep(1.0)
+        got = {t for t, _p in configs.pump() if t.endswith("/config")}
+        configs.stop()
+        hub.stop()
+        assert hub.counters.get("rejected_nursery") >= 2 * (300 - heard)  # features + online
+        assert len(hub.ingest.nurseries) == heard
+        assert len(got) == heard * len(discovery.ENTITIES)
+        cleaner = Edge(mosquitto, "cleaner")  # clear what this round retained on the broker
+        for topic in [*got, *(f"nurserycry/{n}/availability" for n in names)]:
+            cleaner.link.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)
+        cleaner.stop()
