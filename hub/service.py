@@ -112,7 +112,7 @@ class Hub:
             rejections=reject,
             stream_idle_s=settings.stream_idle_s,
             max_ahead_s=settings.max_clock_ahead_s,
-            allowed=settings.allowed_nurseries,
+            allowed=settings.allowed,
             max_nurseries=settings.max_nurseries,
         )
         self.edges = Edges(reject, settings.edge_offline_s)

@@ -161,8 +161,11 @@ class HubSettings(RoleSettings):
         le=86_400,
         description="capture times further ahead of the hub's clock are moved to it",
     )
-    allowed_nurseries: list[str] | None = Field(
-        None, description="only these nurseries are heard (unset: any, up to max_nurseries)"
+    allowed_nurseries: str | None = Field(
+        None,
+        max_length=50_000,
+        description="comma-separated nursery names: only these are heard "
+        "(unset: any, up to max_nurseries)",
     )
     max_nurseries: int = Field(
         200, ge=1, le=100_000, description="most nurseries heard (and announced to HA) at once"
@@ -191,10 +194,14 @@ class HubSettings(RoleSettings):
 
     @field_validator("allowed_nurseries")
     @classmethod
-    def _allowed(cls, value: list[str] | None) -> list[str] | None:
-        for name in value or []:
+    def _allowed(cls, value: str | None) -> str | None:
+        for name in _names(value or ""):
             check_nursery(name)
         return value
+
+    @property
+    def allowed(self) -> list[str] | None:
+        return None if self.allowed_nurseries is None else _names(self.allowed_nurseries)
 
     @property
     def episode_state_path(self) -> Path:
@@ -207,3 +214,7 @@ class HubSettings(RoleSettings):
 
     def detector_for(self, nursery: str) -> DetectorConfig:
         return self.nurseries.get(nursery, self.detector)
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]

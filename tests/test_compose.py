@@ -145,7 +145,7 @@ def test_hub_env_is_valid_hub_configuration(
         monkeypatch.setenv(key, value.replace("/var/lib/nurserycry", str(tmp_path)))
     with pytest.raises(ConfigError) as refused:  # the example secrets stop the hub (#14.13)
         settings_mod.HubSettings.load()
-    assert "change-me" in str(refused.value) and "INFLUX_TOKEN" in str(refused.value)
+    assert "change-me" in str(refused.value) and "INFLUX__TOKEN" in str(refused.value)
     assert "NURSERYCRY_HUB_MQTT__PASSWORD" in str(refused.value)
     for key, value in env.items():
         if value.startswith("change-me"):

@@ -32,8 +32,8 @@ class HubProcess:
         body = {
             "mqtt": {"broker": broker.url},
             "client_id": "fault-hub",
-            "history_db": str(workdir / "history.sqlite"),
-            "influx_spool": str(workdir / "spool.sqlite"),
+            "history": {"db": str(workdir / "history.sqlite")},
+            "influx": {"spool": str(workdir / "spool.sqlite")},
             "state_interval_s": 1.0,
             "status_interval_s": 1.0,
             "detections": False,
@@ -465,7 +465,7 @@ def test_invented_nursery_names_are_capped_and_an_allow_list_shuts_them_out(
     from tests.test_hub_support import FakeModel, hub_settings
 
     names = [f"fake-{i:04d}" for i in range(300)]
-    for allowed, cap in ((None, 50), (["fake-0007"], 200)):
+    for allowed, cap in ((None, 50), ("fake-0007", 200)):
         work = tmp_path / ("capped" if allowed is None else "allowed")
         work.mkdir()
         hub = Hub(
