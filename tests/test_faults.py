@@ -6,18 +6,37 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
-from nurserycry.shared.schemas import EpisodeEvent
+from nurserycry.hub import discovery
+from nurserycry.hub.engine import Outputs
+from nurserycry.hub.service import Hub
+from nurserycry.shared.schemas import EpisodeEvent, NurseryState
 
+from tests import test_edge_helpers as agent
 from tests.servers import Mosquitto
-from tests.test_hub_support import Edge, Watcher, payload, wait_for
+from tests.test_hub_support import (
+    Edge,
+    FakeModel,
+    Watcher,
+    features,
+    hub_settings,
+    payload,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +107,12 @@ def _events(watcher: Watcher, nursery: str) -> list[EpisodeEvent]:
     return [EpisodeEvent.decode(p) for p in watcher.on(f"nurserycry/{nursery}/event")]
 
 
+def _episodes(watcher: Watcher, nursery: str) -> tuple[list[EpisodeEvent], list[EpisodeEvent]]:
+    """The ``started`` and the ``ended`` events so far."""
+    events = _events(watcher, nursery)
+    return [e for e in events if e.event == "started"], [e for e in events if e.event == "ended"]
+
+
 # -- #14.11: kill -9 of the hub mid-episode -------------------------------------------
 
 
@@ -121,10 +146,8 @@ def test_kill_9_mid_episode_neither_loses_the_episode_nor_alerts_twice(
         edge.stop()
         hub_process.stop()
         watcher.stop()
-    events = _events(watcher, "n1")
-    started = [e for e in events if e.event == "started"]
-    ended = [e for e in events if e.event == "ended"]
-    assert sum(e.alert for e in started) == 1, [(e.event, e.alert) for e in events]
+    started, ended = _episodes(watcher, "n1")
+    assert sum(e.alert for e in started) == 1, [(e.event, e.alert) for e in started + ended]
     assert {e.episode_id for e in ended} == {e.episode_id for e in started}
     if pause:  # the old one ended at its last crying window, the new one is in the cooldown
         assert len(started) == 2 and not started[1].alert
@@ -178,15 +201,6 @@ def test_a_flood_from_one_nursery_does_not_delay_anothers_alert(
     """20,000 messages from one nursery are queued in the hub (its scoring is held back
     until they are), then another nursery cries: its alert must come within the first
     batches, not after the flood (a FIFO queue gave it after all 20,000)."""
-    import threading
-
-    import numpy as np
-    import numpy.typing as npt
-
-    from nurserycry.hub.engine import Outputs
-    from nurserycry.hub.service import Hub
-
-    from tests.test_hub_support import FakeModel, hub_settings
 
     class HeldModel(FakeModel):
         def __init__(self) -> None:
@@ -243,41 +257,29 @@ def test_a_second_edge_for_a_nursery_does_not_silence_the_real_one(
     """The Pi streams in real time; a laptop runs `nurserycry edge --nursery twin --file
     x.wav --fast` meanwhile. Before: the Pi was rejected for good ('stream was replaced')
     and both agents, sharing a client id, kicked each other off the broker."""
-    from nurserycry.hub.service import Hub
 
-    from tests.test_edge_helpers import (
-        Collector,
-        edge_cmd,
-        nursery_name,
-        start_edge,
-        tone_noise,
-        wait_exit,
-        write_wav,
-    )
-    from tests.test_hub_support import FakeModel, hub_settings
-
-    name = nursery_name("twin")
+    name = agent.nursery_name("twin")
     hub = Hub(hub_settings(tmp_path, mosquitto.url, detections=False), FakeModel())
     hub.start()
     assert hub.wait_connected(10)
-    seen = Collector(mosquitto, "twin")
-    pi_wav = write_wav(tmp_path / "pi.wav", tone_noise(18.0, seed=1))
-    laptop_wav = write_wav(tmp_path / "laptop.wav", tone_noise(10.0, seed=2))
-    pi = start_edge(
-        edge_cmd(mosquitto, "twin", tmp_path / "pi.spool", "--file", str(pi_wav)),
+    seen = agent.Collector(mosquitto, "twin")
+    pi_wav = agent.write_wav(tmp_path / "pi.wav", agent.tone_noise(18.0, seed=1))
+    laptop_wav = agent.write_wav(tmp_path / "laptop.wav", agent.tone_noise(10.0, seed=2))
+    pi = agent.start_edge(
+        agent.edge_cmd(mosquitto, "twin", tmp_path / "pi.spool", "--file", str(pi_wav)),
         tmp_path / "pi.log",
     )
     try:
         assert seen.wait(lambda c: len(c.features) >= 8, 20)  # the Pi is live
-        laptop = start_edge(
-            edge_cmd(
+        laptop = agent.start_edge(
+            agent.edge_cmd(
                 mosquitto, "twin", tmp_path / "laptop.spool", "--file", str(laptop_wav), "--fast"
             ),
             tmp_path / "laptop.log",
         )
-        assert wait_exit(laptop, 60) == 0
+        assert agent.wait_exit(laptop, 60) == 0
         windows_when_laptop_done = hub.counters.get("windows")
-        assert wait_exit(pi, 60) == 0
+        assert agent.wait_exit(pi, 60) == 0
         wait_for(
             lambda: hub.backlog == 0 and hub.counters.get("windows") > windows_when_laptop_done + 8,
             20,
@@ -311,26 +313,19 @@ def test_a_restored_edge_spool_is_used_not_dropped_as_duplicates(
 ) -> None:
     """The Pi's SD card is restored from an image taken earlier: its spool numbers the
     stream from an old seq again. Before, the hub dropped all of it as duplicates."""
-    import shutil
-    import time
-
-    from nurserycry.hub.service import Hub
-
-    from tests.test_edge_helpers import edge_cmd, start_edge, tone_noise, wait_exit, write_wav
-    from tests.test_hub_support import FakeModel, hub_settings
 
     hub = Hub(hub_settings(tmp_path, mosquitto.url, detections=False), FakeModel())
     hub.start()
     assert hub.wait_connected(10)
-    wav = write_wav(tmp_path / "a.wav", tone_noise(10.0))
+    wav = agent.write_wav(tmp_path / "a.wav", agent.tone_noise(10.0))
     spool, image = tmp_path / "edge.spool", tmp_path / "image.spool"
     began = time.time()
 
     def run_edge(n: int) -> int:
-        cmd = edge_cmd(mosquitto, "restored", spool, "--file", str(wav), "--fast")
+        cmd = agent.edge_cmd(mosquitto, "restored", spool, "--file", str(wav), "--fast")
         start = began - 600 + n * 120  # each run's audio later than the one before
         cmd += ["--spool-sync-s", "0", "--start-time", f"{start:.3f}"]
-        assert wait_exit(start_edge(cmd, tmp_path / f"edge{n}.log"), 60) == 0
+        assert agent.wait_exit(agent.start_edge(cmd, tmp_path / f"edge{n}.log"), 60) == 0
         wait_for(lambda: hub.backlog == 0 and hub.counters.get("messages") >= n * 20, 20, "all")
         time.sleep(0.5)
         return hub.counters.get("windows")
@@ -356,14 +351,6 @@ def test_a_restored_edge_spool_is_used_not_dropped_as_duplicates(
 def test_a_far_seq_and_a_clock_in_2096_neither_blind_nor_misdate(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    import sqlite3
-    import time
-    from contextlib import closing
-
-    from nurserycry.hub.service import Hub
-    from nurserycry.shared.schemas import NurseryState
-
-    from tests.test_hub_support import FakeModel, features, hub_settings
 
     hub = Hub(hub_settings(tmp_path, mosquitto.url, detections=False), FakeModel())
     watcher = Watcher(mosquitto, "fault-watch")
@@ -420,7 +407,6 @@ def test_a_backlog_with_a_gap_inside_is_two_episodes_with_two_alerts(
     """The hub is down; the edge cries 4 s, is off for 10 minutes (numbering goes on,
     frames and time skip), cries 4 s again. The broker queues it all for the hub's
     session; the restarted hub gets it in one burst. Before: one 603 s episode."""
-    from tests.test_hub_support import features
 
     watcher = Watcher(mosquitto, "fault-watch")
     edge = Edge(mosquitto, "burst")
@@ -442,9 +428,7 @@ def test_a_backlog_with_a_gap_inside_is_two_episodes_with_two_alerts(
         edge.stop()
         hub_process.stop()
         watcher.stop()
-    events = _events(watcher, "burst")
-    started = [e for e in events if e.event == "started"]
-    ended = [e for e in events if e.event == "ended"]
+    started, ended = _episodes(watcher, "burst")
     assert len(started) == len(ended) == 2 and all(e.alert for e in started)
     assert all(e.duration_s < 10 for e in ended)
 
@@ -457,12 +441,6 @@ def test_invented_nursery_names_are_capped_and_an_allow_list_shuts_them_out(
 ) -> None:
     """5,000 invented names made 30,042 retained discovery configs. Now at most
     ``max_nurseries`` are heard and announced; with an allow-list, only those."""
-    import time
-
-    from nurserycry.hub import discovery
-    from nurserycry.hub.service import Hub
-
-    from tests.test_hub_support import FakeModel, hub_settings
 
     names = [f"fake-{i:04d}" for i in range(300)]
     for allowed, cap in ((None, 50), ("fake-0007", 200)):
