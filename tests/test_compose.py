@@ -230,8 +230,7 @@ def test_docker_waits_for_the_hubs_bounded_shutdown(config: dict[str, Any]) -> N
 def recording_mosquitto_passwd(tmp_path: Path) -> tuple[str, Path]:
     """A PATH whose mosquitto_passwd records its arguments and standard input, then runs
     the real one with the same arguments and input."""
-    real = shutil.which("mosquitto_passwd")
-    assert real is not None
+    real = require("mosquitto_passwd", package="mosquitto")
     bindir, log = tmp_path / "bin", tmp_path / "calls.log"
     bindir.mkdir()
     fake = bindir / "mosquitto_passwd"
@@ -247,8 +246,6 @@ def recording_mosquitto_passwd(tmp_path: Path) -> tuple[str, Path]:
 def test_mosquitto_start_script_refuses_example_passwords_and_keeps_them_off_argv(
     tmp_path: Path,
 ) -> None:
-    if shutil.which("mosquitto_passwd") is None:
-        pytest.skip("mosquitto_passwd is not installed (apt-get install mosquitto)")
     path, log = recording_mosquitto_passwd(tmp_path)
     env = {
         "PATH": path,
