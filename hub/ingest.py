@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 
 MAX_JUMP: Final = 4096  # seq further ahead: another run, not a gap (> the edge's 1200 reserve)
 MAX_RUNS: Final = 8  # runs remembered per nursery (least recently heard forgotten)
-MAX_WAITING: Final = 64  # messages a run not in use keeps (32 s of a live edge)
+MAX_WAITING: Final = 32  # messages a run not in use keeps (16 s of a live edge)
 _FRAME_S: Final = 0.02  # 50 frames a second (the frontend's hop)
 _SKEW_SAMPLES: Final = 20
 
@@ -284,9 +284,11 @@ class Ingest:
         for run in sorted(nur.runs, key=lambda r: r is not nur.active):
             if run.stream != msg.stream:
                 continue
+            if seq in run.pending:  # a repeat of one held for reordering
+                return run, True
             t0 = msg.t0 + run.offset
             newer = run.end_t is not None and t0 >= run.end_t - 1e-3
-            if run.first_seq <= seq < run.next_seq or seq in run.pending:
+            if run.first_seq <= seq < run.next_seq:
                 if not newer:
                     return run, True
                 continue  # an old number for newer audio: the spool was restored

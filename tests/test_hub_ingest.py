@@ -299,3 +299,10 @@ def test_what_the_real_edge_sent_after_the_twin_stopped_is_all_used() -> None:
         got = seqs(ing, "n1", n)
     assert got == list(range(4, 14))  # on taking over (5 s on): all it sent since
     assert ing.counters.get("other_stream") == 2  # only 2 and 3, sent while the twin spoke
+
+
+def test_a_repeat_of_a_held_message_is_a_duplicate() -> None:
+    ing = make(reorder=4)
+    assert seqs(ing, "n1", 0, 2, 2) == [0]
+    assert ing.counters.get("duplicates") == 1
+    assert seqs(ing, "n1", 1) == [1, 2]
