@@ -67,6 +67,7 @@ MAX_RUNS: Final = 8  # runs remembered per nursery (least recently heard forgott
 MAX_WAITING: Final = 32  # messages a run not in use keeps (16 s of a live edge)
 _FRAME_S: Final = 0.02  # 50 frames a second (the frontend's hop)
 _SKEW_SAMPLES: Final = 20
+CLOCK_AHEAD_WARN_S: Final = 10.0  # a message dated this far ahead: the edge's clock is off
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,13 @@ class Ingest:
                 (item.nursery, "clock"),
                 "%s: capture time %.0f s ahead of the hub's clock; shifted to the hub's "
                 "time (set up NTP on that Pi)",
+                item.nursery,
+                ahead,
+            )
+        elif ahead > CLOCK_AHEAD_WARN_S:  # nothing arrives before it was captured
+            self._warn.warn(
+                (item.nursery, "clock-ahead"),
+                "%s: its clock is %.1f s ahead of the hub's (set up NTP on that Pi)",
                 item.nursery,
                 ahead,
             )

@@ -306,3 +306,13 @@ def test_a_repeat_of_a_held_message_is_a_duplicate() -> None:
     assert seqs(ing, "n1", 0, 2, 2) == [0]
     assert ing.counters.get("duplicates") == 1
     assert seqs(ing, "n1", 1) == [1, 2]
+
+
+def test_a_clock_somewhat_ahead_is_kept_but_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    now = 1_800_000_000.0
+    ing = Ingest(TOPICS, Counters(), FRONTEND, 32, clock=Clock(), wall=lambda: now)
+    msg = features("n1", 0).model_copy(update={"t0": now + 60.0})
+    with caplog.at_level(logging.WARNING):
+        (got,) = ing.feed("nurserycry/n1/features", msg.encode())
+    assert got.t0 == now + 60.0 and ing.counters.get("clock_clamped") == 0
+    assert "its clock is 60.5 s ahead" in caplog.text
