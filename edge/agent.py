@@ -88,6 +88,7 @@ class EdgeAgent:
         self._process_thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self._overruns_logged = 0
+        self._synced: bool | None = None  # NTP, as last seen
 
     # -- lifecycle -------------------------------------------------------
     def run(self) -> int:
@@ -247,6 +248,11 @@ class EdgeAgent:
 
     def _heartbeat(self) -> None:
         status = self.status()
+        synced = status.clock_synchronised
+        if synced and self._synced is False and self.builder is not None:
+            log.info("the system clock is synchronised (NTP): capture times step to it")
+            self.builder.ntp_synchronised()
+        self._synced = synced
         if status.overruns > self._overruns_logged:
             log.warning(
                 "audio overruns: %d block(s) dropped so far (processing too slow)",

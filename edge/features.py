@@ -9,10 +9,11 @@ blocks carry wall-clock capture times, a sound card clock that drifts from the
 system clock (tens of ppm: seconds per day) is followed by slewing an offset
 at most 0.1 % of elapsed audio time once the error exceeds 20 ms, so ``t0``
 stays monotonic and within a few tens of ms of the wall clock on a long run.
-An error beyond ``CLOCK_STEP_S`` is not drift but the system clock being set (a
-Pi without a real-time clock boots with a stale time until NTP steps it): the
-mapping steps at once, with a break in ``frame_index`` so the hub sees it,
-instead of slewing for weeks.
+An error beyond ``CLOCK_STEP_S`` that holds steady for ``CLOCK_CONFIRM_S`` (or
+comes right after NTP synchronised) is not drift but the system clock being set
+(a Pi without a real-time clock boots with a stale time until NTP steps it): the
+mapping steps, with a break in ``frame_index`` so the hub sees it, instead of
+slewing for weeks.
 
 A jump in sample position (an overrun dropped blocks) or a restart of the
 agent is a *discontinuity*: the pending frames go out, the frontend starts
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +48,8 @@ Item = tuple[int, str, bytes]  # (seq, topic, payload)
 CLOCK_DEADBAND_S = 0.02  # callback jitter is ignored below this
 MAX_SLEW = 0.001  # seconds of correction per second of audio
 CLOCK_STEP_S = 1.0  # an error this large is the system clock being set, not drift: step
+CLOCK_CONFIRM_S = 5.0  # ... once it has held this long (of audio), or NTP says it synced
+CLOCK_STEADY_S = 0.5  # "held": it moved less than this meanwhile
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,8 @@ class FeatureBuilder:
         self.gaps = 0
         self.clock_offset = 0.0  # slewed correction of a drifting card clock, s (+ steps)
         self.clock_steps = 0  # times the system clock was set under us (NTP)
+        self._step_pending = False
+        self._errors: deque[tuple[float, float]] = deque()  # (audio s, error) beyond a step
         # sees every block's samples (after gain) and the capture time of its end
         self.tap: Callable[[npt.NDArray[np.float32], float], None] | None = None
         self._expected_pos: int | None = None
@@ -135,14 +141,14 @@ class FeatureBuilder:
         self._expected_pos = block.pos + block.n
         if block.t is not None:
             error = self._clock_error(block)
-            if abs(error) > CLOCK_STEP_S:  # the system clock was set (NTP came in): step
+            if self._clock_was_set(block, error):  # NTP came in, or someone set the clock
                 out += self._close_segment()
                 self.clock_offset += error
                 self.clock_steps += 1
                 self.next_frame += 1  # a break: the hub must not glue the two times
                 self._seg = self._new_segment(block.pos)
                 log.warning(
-                    "the system clock jumped by %+.3f s (NTP synchronised?): capture times "
+                    "the system clock was set %+.3f s (NTP synchronised?): capture times "
                     "follow it from now on",
                     error,
                 )
@@ -160,6 +166,34 @@ class FeatureBuilder:
             self.tap(samples, end)
         out += self._frames(self._seg, samples, last=False)
         return out
+
+    def ntp_synchronised(self) -> None:
+        """The system clock just became synchronised: step to it at the next block."""
+        self._step_pending = True
+
+    def _clock_was_set(self, block: Block, error: float) -> bool:
+        """Step (rather than slew) when the error is beyond ``CLOCK_STEP_S`` and either NTP
+        has just synchronised, or the error has held steady for ``CLOCK_CONFIRM_S`` of
+        audio (a clock set by hand; NTP where the kernel cannot tell). A stalled callback
+        or a card without a clock makes the error swing, not hold: those are slewed."""
+        pending, self._step_pending = self._step_pending, False
+        if abs(error) <= CLOCK_STEP_S:
+            self._errors.clear()
+            return False
+        if pending:
+            return True
+        at = block.pos / self.rate
+        self._errors.append((at, error))
+        while self._errors and at - self._errors[0][0] > CLOCK_CONFIRM_S:
+            self._errors.popleft()
+        errors = [e for _t, e in self._errors]
+        steady = (
+            at - self._errors[0][0] >= CLOCK_CONFIRM_S - 0.5
+            and max(errors) - min(errors) < CLOCK_STEADY_S
+        )
+        if steady:
+            self._errors.clear()
+        return steady
 
     def _clock_error(self, block: Block) -> float:
         assert block.t is not None
