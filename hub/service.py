@@ -150,7 +150,6 @@ class Hub:
             self.edges.await_frames(nursery)
             log.info("%s had an episode open when the hub stopped: carrying it on", nursery)
         self._next_save = 0.0
-        self._episodes_changed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hub-processing", daemon=True)
         self._started = self._stopped = False
@@ -290,18 +289,19 @@ class Hub:
             self._emit(self.engine.close(nursery))
         self._save_episodes()
 
-    def _save_episodes(self) -> None:
-        """At once after an episode started or ended, else at most once a second."""
-        now = time.monotonic()
-        if self._episodes_changed or now >= self._next_save:
-            self._episodes_changed = False
-            self._next_save = now + 1.0
+    def _save_episodes(self, now: bool = False) -> None:
+        """While episodes go on, at most once a second; ``now``: before their events go out,
+        so no event anyone has seen is forgotten by a hub killed right after it."""
+        t = time.monotonic()
+        if now or t >= self._next_save:
+            self._next_save = t + 1.0
             self.episode_store.save(self.engine.memories())
 
     def _emit(self, out: Outputs) -> None:
         if not out.windows and not out.events and not out.states:
             return
-        self._episodes_changed = self._episodes_changed or bool(out.events)
+        if out.events:
+            self._save_episodes(now=True)
         for sink in self.sinks:
             sink.write(out)
         for listener in self._listeners:
