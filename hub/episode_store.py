@@ -2,12 +2,11 @@
 loses the episode nor alerts twice (#14.11).
 
 One small JSON file (``episode_state``), replaced atomically (write, fsync, rename)
-before an episode's started or ended event goes out and at most once a second while one
-is open. On
-start the hub reads it back: the open episode goes on if the nursery's next windows
-follow within ``release_s``, else it ends at its last crying window (an ``ended``
-event and row); a new episode within ``cooldown_s`` of the last end raises no
-alert. A file that cannot be read is moved aside with a WARNING: the hub starts
+before an episode's started or ended event goes out and at most once a second while
+one is open. On start the hub reads it back: the open episode goes on if the
+nursery's next windows follow within ``release_s``, else it ends at its last crying
+window (an ``ended`` event and row); a new episode within ``cooldown_s`` of the last
+end raises no alert. A file that cannot be read is moved aside with a WARNING: the hub starts
 without it (that only risks one repeated alert).
 """
 
