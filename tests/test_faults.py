@@ -168,7 +168,8 @@ def test_a_retained_features_message_is_ignored_after_broker_and_hub_restarts(
     broker = durable_broker
     edge = Edge(broker, "n1")
     forged = payload("n1", 2**31, crying=True)
-    edge.link.publish(edge.topic, forged, qos=1, retain=True).wait_for_publish(10)
+    edge.link.publish(edge.topic, forged, qos=1, retain=True)
+    assert edge.link.wait_published(10)
     edge.stop()
     broker.stop()
     broker.start()  # the retained message comes back from the broker's store
@@ -182,7 +183,8 @@ def test_a_retained_features_message_is_ignored_after_broker_and_hub_restarts(
         statuses = lambda: [json.loads(p) for p in watcher.on("nurserycry/hub/status")]  # noqa: E731
         wait_for(lambda: any(s["counters"]["windows"] >= 19 for s in statuses()), 20, "the windows")
     finally:
-        edge.link.publish(edge.topic, b"", qos=1, retain=True).wait_for_publish(10)  # clear
+        edge.link.publish(edge.topic, b"", qos=1, retain=True)  # clear it
+        edge.link.wait_published(10)
         edge.stop()
         hub.stop()
         watcher.stop()
@@ -228,11 +230,9 @@ def test_a_flood_from_one_nursery_does_not_delay_anothers_alert(
     flood = Edge(mosquitto, "flood")
     quiet = Edge(mosquitto, "quiet")
     try:
-        infos = [
-            flood.link.publish(flood.topic, payload("flood", s), qos=1) for s in range(flood_n)
-        ]
-        for info in infos:
-            info.wait_for_publish(60)
+        for seq in range(flood_n):
+            flood.link.publish(flood.topic, payload("flood", seq), qos=1)
+        assert flood.link.wait_published(60)
         for seq in range(8):  # 4 s of crying in the other nursery, behind the flood
             quiet.send(seq, crying=seq >= 1)
         wait_for(lambda: hub.backlog >= flood_n - 1000, 60, "the flood queued in the hub")
@@ -471,5 +471,6 @@ def test_invented_nursery_names_are_capped_and_an_allow_list_shuts_them_out(
         assert len(got) == heard * len(discovery.ENTITIES)
         cleaner = Edge(mosquitto, "cleaner")  # clear what this round retained on the broker
         for topic in [*got, *(f"nurserycry/{n}/availability" for n in names)]:
-            cleaner.link.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)
+            cleaner.link.publish(topic, b"", qos=1, retain=True)
+        assert cleaner.link.wait_published(10)
         cleaner.stop()
