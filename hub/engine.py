@@ -77,6 +77,8 @@ class Outputs:
     windows: list[WindowRecord] = field(default_factory=list)
     events: list[EpisodeRecord] = field(default_factory=list)
     states: dict[str, NurseryState] = field(default_factory=dict)  # to publish (policy above)
+    # states this batch went through before ``states`` (e.g. crying, then not): publish first
+    transitions: list[NurseryState] = field(default_factory=list)
     latest: dict[str, NurseryState] = field(default_factory=dict)  # newest, published or not
 
 
@@ -308,6 +310,9 @@ class Engine:
         )
         entry.state = out.latest[name] = state
         if self._due(entry.emitted, state):
+            before = out.states.get(name)
+            if before is not None and (before.state, before.crying) != (state.state, crying):
+                out.transitions.append(before)  # a change inside one batch still goes out
             entry.emitted = out.states[name] = state
 
     def _due(self, last: NurseryState | None, state: NurseryState) -> bool:

@@ -73,8 +73,8 @@ class MqttSink:
                 link.publish(topics.nursery(w.nursery, "detection"), det.encode(), qos=0)
         for rec in out.events:
             link.publish(topics.nursery(rec.event.device, "event"), rec.event.encode(), qos=1)
-        for nursery, state in out.states.items():
-            link.publish(topics.nursery(nursery, "state"), state.encode(), qos=1, retain=True)
+        for state in [*out.transitions, *out.states.values()]:
+            link.publish(topics.nursery(state.device, "state"), state.encode(), qos=1, retain=True)
 
     def status(self, status: HubStatus) -> None:
         self.link.publish(self.topics.hub("status"), status.encode(), qos=0)
