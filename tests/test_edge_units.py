@@ -385,13 +385,22 @@ def test_a_stalled_callback_is_not_taken_for_a_clock_step() -> None:
     assert [m.frame_index for m in msgs] == [25 * i for i in range(len(msgs))]
 
 
-def test_clock_synchronisation_is_read_from_the_kernel() -> None:
-    import sys
+@pytest.mark.parametrize(("state", "expected"), [(0, True), (1, True), (5, False), (-1, None)])
+def test_clock_synchronisation_is_read_from_the_kernel(
+    monkeypatch: pytest.MonkeyPatch, state: int, expected: bool | None
+) -> None:
+    """adjtimex(2) returns TIME_ERROR (5) while the clock is unsynchronised, -1 if refused."""
+    import ctypes
 
-    from nurserycry.edge.clock import clock_synchronised
+    from nurserycry.edge import clock
 
-    state = clock_synchronised()
-    assert isinstance(state, bool) if sys.platform.startswith("linux") else state is None
+    class Libc:
+        def adjtimex(self, _buf: object) -> int:
+            return state
+
+    monkeypatch.setattr(clock.sys, "platform", "linux")
+    monkeypatch.setattr(ctypes, "CDLL", lambda *_a, **_k: Libc())
+    assert clock.clock_synchronised() is expected
 
 
 def test_a_fast_file_ends_now_so_no_capture_time_is_in_the_future(tmp_path: Path) -> None:
