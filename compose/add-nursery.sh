@@ -18,7 +18,7 @@ umask 077
 usage="usage: add-nursery.sh NURSERY [-]   (- : read the password from standard input)"
 name=${1:?$usage}
 case $name in
-hub | homeassistant)
+hub | homeassistant | admin)
     echo "add-nursery.sh: '$name' is a service user, not a nursery name" >&2
     exit 2
     ;;

@@ -38,7 +38,13 @@ from tests.test_compose import recording_mosquitto_passwd
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(60)]
 
 COMPOSE = Path(__file__).resolve().parents[1] / "compose"
-PASSWORDS = {"hub": "hub-pw", "homeassistant": "ha-pw", "nursery-1": "n1-pw", "nursery-2": "n2-pw"}
+PASSWORDS = {
+    "hub": "hub-pw",
+    "homeassistant": "ha-pw",
+    "admin": "admin-pw",
+    "nursery-1": "n1-pw",
+    "nursery-2": "n2-pw",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +95,7 @@ def broker() -> Iterator[Mosquitto]:
         out = _add_user(passwd, name, PASSWORDS[name])
         assert out.returncode == 0, out.stderr
         assert f"NURSERYCRY_EDGE_MQTT__USERNAME={name}" in out.stdout
-    for name in ("hub", "homeassistant"):
+    for name in ("hub", "homeassistant", "admin"):
         subprocess.run(["mosquitto_passwd", "-b", str(passwd), name, PASSWORDS[name]], check=True)
     shutil.copy(COMPOSE / "mosquitto" / "acl", acl)
     try:
@@ -274,7 +280,7 @@ def test_a_new_nursery_needs_only_a_new_user(broker: Mosquitto, connect: ClientF
     ]
 
 
-@pytest.mark.parametrize("name", ["hub", "homeassistant", "Nursery 1", "a/b", "#"])
+@pytest.mark.parametrize("name", ["hub", "homeassistant", "admin", "Nursery 1", "a/b", "#"])
 def test_add_nursery_refuses_bad_names(tmp_path: Path, name: str) -> None:
     out = _add_user(tmp_path / "passwd", name, "pw")
     assert out.returncode == 2
@@ -365,3 +371,21 @@ def _drain(client: Client) -> list[tuple[str, str]]:
         t, p = client.messages.get_nowait()
         out.append((t, p.decode()))
     return out
+
+
+def test_admin_reads_everything_and_sends_only_hub_commands(connect: ClientFactory) -> None:
+    """The user for a person with mosquitto_sub/pub: client ids are user names, so using
+    the hub's own user would take over the hub's session."""
+    admin, hub, edge = connect("admin"), connect("hub"), connect("nursery-1")
+    admin.subscribe("nurserycry/#")
+    hub.subscribe("nurserycry/hub/command", "nurserycry/+/features")
+    for topic in ("nurserycry/nursery-1/features", "nurserycry/nursery-1/state"):
+        admin.publish(topic, "forged-by-admin")
+    admin.publish("nurserycry/hub/command", "reload-model")
+    assert hub.received_until("nurserycry/hub/command", "reload-model") == [
+        ("nurserycry/hub/command", "reload-model")
+    ]
+    edge.publish("nurserycry/nursery-1/features", "own-features")
+    seen = admin.received_until("nurserycry/nursery-1/features", "own-features")
+    assert ("nurserycry/hub/command", "reload-model") in seen  # it reads everything
+    assert not [m for m in seen if m[1] == "forged-by-admin"]  # and writes only commands

@@ -24,6 +24,7 @@ ENV_EXAMPLE = COMPOSE / "env.example"
 SECRETS = (
     "MQTT_HUB_PASSWORD",
     "MQTT_HA_PASSWORD",
+    "MQTT_ADMIN_PASSWORD",
     "INFLUXDB_PASSWORD",
     "INFLUXDB_TOKEN",
     "GRAFANA_ADMIN_PASSWORD",
@@ -207,11 +208,12 @@ def test_mosquitto_start_script_writes_service_users_and_keeps_nurseries(tmp_pat
     missing = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=30)
     assert missing.returncode != 0 and "MQTT_HUB_PASSWORD is not set" in missing.stderr
     env |= {"MQTT_HUB_PASSWORD": "hub-pw", "MQTT_HA_PASSWORD": "ha-pw"}
+    env["MQTT_ADMIN_PASSWORD"] = "admin-pw"
     for _ in range(2):  # every container start rewrites them; idempotent
         out = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
     users = [line.split(":")[0] for line in passwd.read_text().splitlines()]
-    assert sorted(users) == ["homeassistant", "hub", "nursery-1"]
+    assert sorted(users) == ["admin", "homeassistant", "hub", "nursery-1"]
     assert passwd.stat().st_mode & 0o077 == 0
 
 
@@ -254,6 +256,7 @@ def test_mosquitto_start_script_refuses_example_passwords_and_keeps_them_off_arg
         "MOSQUITTO_BIN": "true",
         "MQTT_HUB_PASSWORD": "change-me-hub-password",
         "MQTT_HA_PASSWORD": "ha-secret",
+        "MQTT_ADMIN_PASSWORD": "admin-secret",
     }
     script = str(COMPOSE / "mosquitto" / "start.sh")
     out = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=30)
@@ -263,5 +266,5 @@ def test_mosquitto_start_script_refuses_example_passwords_and_keeps_them_off_arg
     out = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     args = [x for x in log.read_text().splitlines() if x.startswith("ARGS")]
-    assert len(args) == 2 and not any("secret" in a for a in args)
+    assert len(args) == 3 and not any("secret" in a for a in args)
     assert (tmp_path / "passwd").stat().st_mode & 0o077 == 0

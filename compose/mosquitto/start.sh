@@ -1,5 +1,5 @@
 #!/bin/sh
-# Container start: (re)write the hub and Home Assistant users from the env file
+# Container start: (re)write the hub, Home Assistant and admin users from the env file
 # into the password file, keep every nursery user already in it, run mosquitto.
 # Nursery users are added with compose/add-nursery.sh (kept in the data volume).
 # Passwords go to mosquitto_passwd on its standard input, never on a command line
@@ -12,7 +12,8 @@ CONF=${MOSQUITTO_CONF:-/mosquitto/config/mosquitto.conf}
 PASSWD=$DATA/passwd
 : "${MQTT_HUB_PASSWORD:?MQTT_HUB_PASSWORD is not set (compose/.env)}"
 : "${MQTT_HA_PASSWORD:?MQTT_HA_PASSWORD is not set (compose/.env)}"
-for var in MQTT_HUB_PASSWORD MQTT_HA_PASSWORD; do
+: "${MQTT_ADMIN_PASSWORD:?MQTT_ADMIN_PASSWORD is not set (compose/.env)}"
+for var in MQTT_HUB_PASSWORD MQTT_HA_PASSWORD MQTT_ADMIN_PASSWORD; do
     eval "value=\$$var"
     case $value in
     change-me*)
@@ -28,6 +29,7 @@ touch "$PASSWD"
 chmod 0600 "$PASSWD"
 set_password hub "$MQTT_HUB_PASSWORD"
 set_password homeassistant "$MQTT_HA_PASSWORD"
+set_password admin "$MQTT_ADMIN_PASSWORD"
 if id mosquitto >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     chown mosquitto:mosquitto "$PASSWD"
 fi
