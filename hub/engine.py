@@ -140,15 +140,14 @@ class Engine:
             old.metadata.frontend_hash,
         ) == (meta.window_frames, meta.hop_frames, meta.frontend_hash):
             return
-        for name, nursery in self._nurseries.items():  # windows changed shape: start over
-            nursery.detector = self._detector(name)
+        for name, nursery in self._nurseries.items():  # windows changed shape: cut anew
+            nursery.detector.rewindow(self._detector_config(name), meta.frontend_params)
+
+    def _detector_config(self, nursery: str) -> DetectorConfig:
+        return self._model.metadata.detector_config(self._config_for(nursery))
 
     def _detector(self, nursery: str) -> NurseryDetector:
-        meta = self._model.metadata
-        config = self._config_for(nursery).model_copy(
-            update={"window_frames": meta.window_frames, "hop_frames": meta.hop_frames}
-        )
-        return NurseryDetector(config, meta.frontend_params)
+        return NurseryDetector(self._detector_config(nursery), self._model.metadata.frontend_params)
 
     # -- state -----------------------------------------------------------
     @property

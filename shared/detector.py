@@ -125,6 +125,13 @@ class NurseryDetector:
         self.assembler = WindowAssembler(self.config.window_frames, self.config.hop_frames, params)
         self.tracker = EpisodeTracker(self.config.episodes)
 
+    def rewindow(self, config: DetectorConfig, params: FrontendParams) -> None:
+        """Cut windows of another shape from now on (a model with other windows), keeping
+        the episode state: an open episode goes on, and no second one opens for it. Frames
+        buffered for the old shape are dropped, so the next window starts after them."""
+        self.config = config
+        self.assembler = WindowAssembler(config.window_frames, config.hop_frames, params)
+
     def push(
         self,
         mel: npt.NDArray[np.int8],

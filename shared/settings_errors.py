@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import PydanticCustomError
 
 from .settings_model import (
@@ -29,6 +29,7 @@ from .settings_model import (
     nearest_path,
     owner,
     settings_of,
+    unwrap,
 )
 
 
@@ -69,7 +70,10 @@ def describe(cls: type[BaseModel], exc: ValidationError, config_file: Path | Non
             lines.append("    " + how_to_set(cls, near or (), config_file))
             continue
         given = err.get("input")
-        shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
+        setting = owner(cls, loc)
+        secret = setting is not None and unwrap(setting.field.annotation) is SecretStr
+        hidden = secret or isinstance(given, dict | list) or given is None
+        shown = "" if hidden else f" (got {given!r})"  # a password is never echoed
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"  - {dotted}: {msg}{shown}")
         involved = (err.get("ctx") or {}).get("settings") or ("",)

@@ -21,7 +21,7 @@ from nurserycry.shared.episodes import EpisodeConfig
 from nurserycry.shared.schemas import NurseryState
 from nurserycry.shared.topics import Topics
 
-from tests.test_hub_support import T0, FakeModel, features
+from tests.test_hub_support import T0, FakeModel, features, metadata
 
 
 def accepted(device: str, seq: int, crying: bool) -> Accepted:
@@ -218,6 +218,24 @@ def test_model_swap_keeps_nurseries() -> None:
     out = run(engine, {"n1": [False] * 2})
     assert {w.model for o in out for w in o.windows} <= {"fake-2"}
     assert engine.nurseries == ["n1"]
+
+
+def test_a_model_with_other_windows_keeps_an_open_episode() -> None:
+    """Swapping to a model with 2 s windows mid-bout neither ends the episode nor
+    opens a second one (no second alert for the same crying)."""
+    engine, _ = make()
+    events = [e.event for o in run(engine, {"n1": [True] * 8}) for e in o.events]
+    assert [e.event for e in events] == ["started"]
+    wide = FakeModel("fake-wide")
+    wide.metadata = metadata("fake-wide", window=100, hop=25)
+    engine.model = wide
+    for seq in range(8, 30):
+        out = engine.process([accepted("n1", seq, seq < 16)])
+        events += [e.event for e in out.events]
+        assert all(w.model == "fake-wide" for w in out.windows)
+    assert [e.event for e in events] == ["started", "ended"]
+    assert events[0].episode_id == events[1].episode_id
+    assert events[1].duration_s >= 7.0  # the 8 s of crying before and after the swap
 
 
 def test_discovery_payloads_follow_home_assistant_conventions() -> None:

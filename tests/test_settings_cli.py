@@ -239,6 +239,15 @@ def test_the_issue_15_examples() -> None:
         assert f"--{name.replace('_', '-')}" in problems(HubSettings, **{name: -1})
 
 
+def test_a_refused_secret_is_never_echoed() -> None:
+    secret = "hunter2-" + "x" * 5000  # over the bounds (1,024 and 4,096 characters): refused
+    for section, name in (("mqtt", "password"), ("influx", "token")):
+        text = problems(HubSettings, **{section: {name: secret}})
+        assert f"NURSERYCRY_HUB_{section.upper()}__{name.upper()}" in text
+        assert "hunter2" not in text, text
+    assert "(got -1)" in problems(HubSettings, queue_size=-1)  # other values are still shown
+
+
 def test_demo_source_error_names_its_flags_and_variables() -> None:
     with pytest.raises(ConfigError) as err:
         demo_cli.choose_source(DemoSettings(source="file"), has_microphone=False)
