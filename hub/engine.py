@@ -158,6 +158,11 @@ class Engine:
         entry = self._nurseries.get(nursery)
         return entry.state if entry else None
 
+    def retained_from(self, nursery: str) -> int | None:
+        """First ``frame_index`` of the nursery's frames not yet used by every window."""
+        entry = self._nurseries.get(nursery)
+        return entry.detector.assembler.retained_from if entry else None
+
     def crying(self, nursery: str) -> bool:
         entry = self._nurseries.get(nursery)
         return entry is not None and entry.detector.tracker.current is not None

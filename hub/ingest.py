@@ -36,6 +36,11 @@ continuous), counted ``clock_clamped``: a Pi with a clock in the future keeps
 being heard, and no row is dated years ahead. ``clock_skew()`` reports, per
 nursery, how far its capture times are from the hub's clock on arrival.
 
+With ``hold_first`` (partitioned hubs: a NATS session sends what the previous
+owner left unacknowledged again only after ``ack_wait``, behind newer messages),
+the first messages of a nursery this hub has not followed yet are held for
+``reorder_wait_s`` (or ``reorder_messages``), then taken lowest ``seq`` first.
+
 Optionally only ``allowed`` nurseries are accepted, and at most ``max_nurseries``
 (on an open broker a flood of invented names could otherwise grow without
 bound): others are ``rejected_nursery``. Every rejection is counted and logged
@@ -82,6 +87,7 @@ class Accepted:
     level: npt.NDArray[np.int8]
     hub_t0: float | None = None
     restart: bool = False
+    token: object = None  # the caller's handle on the message (e.g. its MQTT ack)
 
     @property
     def t0(self) -> float:
@@ -129,6 +135,7 @@ class Ingest:
         max_ahead_s: float = 300.0,
         allowed: Collection[str] | None = None,
         max_nurseries: int = 1000,
+        hold_first: bool = False,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         rejections: Rejections | None = None,
@@ -149,12 +156,26 @@ class Ingest:
         self.reject = rejections or Rejections(counters, log)
         self._warn = self.reject.warnings
         self._nurseries: dict[str, _Nursery] = {}
+        self.hold_first = hold_first
+        # hold_first: (arrival, message, topic) of nurseries not followed yet
+        self._starting: dict[str, list[tuple[float, Accepted, str]]] = {}
         self._runs_made = 0
         self._frontend_refused: set[tuple[str, str]] = set()
 
     @property
     def nurseries(self) -> list[str]:
         return sorted(self._nurseries)
+
+    def holds(self, nursery: str, token: object) -> bool:
+        """Whether the message of ``nursery`` fed with ``token`` is held (it comes later)."""
+        if any(item.token is token for _t, item, _tp in self._starting.get(nursery, ())):
+            return True
+        nur = self._nurseries.get(nursery)
+        return nur is not None and any(
+            item.token is token
+            for run in nur.runs
+            for item in [*(i for i, _ in run.pending.values()), *(i for _, i in run.waiting)]
+        )
 
     def admits(self, nursery: str) -> bool:
         """Whether messages of ``nursery`` are taken at all (allow-list, cap)."""
@@ -177,7 +198,7 @@ class Ingest:
         self.frontend_hash, self.n_mels = frontend_hash, n_mels
 
     # -- validation ------------------------------------------------------
-    def feed(self, topic: str, payload: bytes) -> list[Accepted]:
+    def feed(self, topic: str, payload: bytes, token: object = None) -> list[Accepted]:
         self.counters.add("messages")
         parsed = self.topics.parse(topic)
         if parsed is None or parsed[1] != "features":
@@ -220,8 +241,21 @@ class Ingest:
                 f"{msg.mel.shape[1]} mel bands, the model takes {self.n_mels}",
             )
             return []
-        item = Accepted(nursery, msg, msg.mel.to_numpy(), msg.level.to_numpy())
+        item = Accepted(nursery, msg, msg.mel.to_numpy(), msg.level.to_numpy(), token=token)
+        if self.hold_first and nursery not in self._nurseries:
+            held = self._starting.setdefault(nursery, [])
+            held.append((self._clock(), item, topic))
+            return self._start(nursery) if len(held) > self.reorder_messages else []
         return self._order(item, topic)
+
+    def _start(self, nursery: str) -> list[Accepted]:
+        """hold_first: follow ``nursery`` from the lowest ``seq`` held."""
+        held = self._starting.pop(nursery, [])
+        self._nurseries.setdefault(nursery, _Nursery())
+        out: list[Accepted] = []
+        for _t, item, topic in sorted(held, key=lambda h: h[1].msg.seq):
+            out += self._order(item, topic)
+        return out
 
     def _refuse_frontend(self, nursery: str, topic: str, frontend: str) -> None:
         self.counters.add("rejected_frontend")
@@ -321,7 +355,13 @@ class Ingest:
                 ahead,
             )
         return Accepted(
-            item.nursery, item.msg, item.mel, item.level, item.msg.t0 + run.offset, restart
+            item.nursery,
+            item.msg,
+            item.mel,
+            item.level,
+            item.msg.t0 + run.offset,
+            restart,
+            item.token,
         )
 
     def _switch(
@@ -443,6 +483,10 @@ class Ingest:
         """Give up waiting for missing messages held longer than ``reorder_wait_s``."""
         now = self._clock()
         out: list[Accepted] = []
+        for nursery in [
+            n for n, h in self._starting.items() if now - h[0][0] >= self.reorder_wait_s
+        ]:
+            out += self._start(nursery)
         for nur in self._nurseries.values():
             run = nur.active
             if (
@@ -458,4 +502,4 @@ class Ingest:
 
 
 def _restarted(item: Accepted) -> Accepted:
-    return Accepted(item.nursery, item.msg, item.mel, item.level, item.t0, True)
+    return Accepted(item.nursery, item.msg, item.mel, item.level, item.t0, True, item.token)

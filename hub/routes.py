@@ -4,6 +4,7 @@
 topic                                   QoS  handler
 ======================================  ===  ==========================================
 ``{prefix}/N/features``                 1    validate and order (:mod:`.ingest`)
+``hubs/K/{prefix}/N/features``          1    the same, per owned partition K (:mod:`.partitions`)
 ``{prefix}/N/availability``             1    the edge's last will (:mod:`.edges`)
 ``{prefix}/N/status``                   0    the edge's heartbeat (:mod:`.edges`)
 ``{prefix}/N/clip``                     1    a clip of an alert (:mod:`.sinks.clips`), if on
@@ -32,6 +33,7 @@ from nurserycry.shared.topics import HUB_NAME, ONLINE, NurseryTopic, Topics
 
 from .edges import Edges
 from .ingest import Accepted, Ingest
+from .partitions import Shard
 from .sinks.clips import ClipCollector
 from .sinks.mqtt import MqttSink
 
@@ -94,8 +96,10 @@ class HubRoutes:
         *,
         clips: ClipCollector | None,
         reload_model: Callable[[], object],
+        shard: Shard | None = None,
     ) -> None:
         self.ingest, self.edges, self.mqtt = ingest, edges, mqtt
+        self.shard = shard  # partitioned hubs: features per partition, only own nurseries
         self._reload_model = reload_model
         self._accepted: list[Accepted] = []
         self._own = f"{topics.prefix}/{HUB_NAME}/"
@@ -130,7 +134,7 @@ class HubRoutes:
         return accepted
 
     # -- handlers ------------------------------------------------------------
-    def features(self, _nursery: str, msg: Received) -> None:
+    def features(self, nursery: str, msg: Received) -> None:
         if msg.retain:  # an edge never retains features: old or forged, replayed (#14.3)
             self.ingest.counters.add("retained_ignored")
             self.ingest.reject.warnings.warn(
@@ -140,8 +144,13 @@ class HubRoutes:
                 msg.topic,
                 msg.topic,
             )
+            if msg.ack is not None:
+                msg.ack()  # of no use: not to come again
             return
-        self._accepted += self.ingest.feed(msg.topic, msg.payload)
+        if self.shard is not None:  # partitioned: acknowledged once its frames are used
+            self._accepted += self.shard.features(nursery, msg)
+        else:
+            self._accepted += self.ingest.feed(msg.topic, msg.payload)
 
     def availability(self, nursery: str, msg: Received) -> None:
         if self._admits(nursery):
@@ -152,7 +161,10 @@ class HubRoutes:
             self.edges.heartbeat(nursery, msg.topic, msg.payload)
 
     def _admits(self, nursery: str) -> bool:
-        """Not allowed, or one too many: not tracked at all (counted)."""
+        """Not allowed, or one too many: not tracked at all (counted); another hub's
+        nursery (partitioned hubs): ignored."""
+        if self.shard is not None and not self.shard.owns(nursery):
+            return False
         if self.ingest.admits(nursery):
             return True
         self.ingest.counters.add("rejected_nursery")

@@ -43,6 +43,7 @@ from .episode_store import EpisodeStore
 from .fair_queue import FairQueue
 from .ingest import Ingest
 from .model_reload import ModelWatcher, load_watched
+from .partitions import Shard, partition_links
 from .routes import RECONNECTED, HubRoutes
 from .settings import HubSettings
 from .sinks import Sink
@@ -109,12 +110,16 @@ class Hub:
             meta.frontend_params.n_mels,
             reorder_messages=settings.reorder_messages,
             reorder_wait_s=settings.reorder_wait_s,
+            hold_first=bool(settings.mqtt.owned),
             rejections=reject,
             stream_idle_s=settings.stream_idle_s,
             max_ahead_s=settings.max_clock_ahead_s,
             allowed=settings.allowed,
             max_nurseries=settings.max_nurseries,
         )
+        # partitioned (sharded) hubs: one session per owned partition carries the features
+        self.shard = Shard(topics, settings.mqtt, self.ingest) if settings.mqtt.owned else None
+        self.partition_links = partition_links(settings.mqtt, topics, self._enqueue)
         self.edges = Edges(reject, settings.edge_offline_s)
         self.mqtt = MqttSink(self.link, topics, settings.detections)
         self.influx = sink_from_settings(settings, self.counters, influx_writer)
@@ -139,6 +144,7 @@ class Hub:
             self.mqtt,
             clips=self.clips,
             reload_model=self.reload_model,
+            shard=self.shard,
         )
         self._queue: FairQueue[Received] = FairQueue(settings.queue_size)
         self._listeners: list[Callable[[Outputs], None]] = []
@@ -158,8 +164,10 @@ class Hub:
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:
+        features = self.topics.all_nurseries("features")
         for sub in self.routes.table.subscriptions:
-            self.link.subscribe(sub.topic_filter, self._enqueue, qos=sub.qos)
+            if self.shard is None or sub.topic_filter != features:  # else partition links
+                self.link.subscribe(sub.topic_filter, self._enqueue, qos=sub.qos)
         self.link.on_connect(lambda: self._enqueue(RECONNECTED))
         for sink in self.sinks:
             sink.start()
@@ -168,6 +176,8 @@ class Hub:
         if self._watcher is not None:
             self._watcher.start()
         self.link.start()
+        for link in self.partition_links:
+            link.start()
         self._started = True
         log.info(
             "hub started: broker %s, model %s, %s",
@@ -179,7 +189,11 @@ class Hub:
         )
 
     def wait_connected(self, timeout: float | None = None) -> bool:
-        return self.link.wait_connected(timeout)
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        return all(
+            link.wait_connected(max(0.0, deadline - time.monotonic()))
+            for link in (self.link, *self.partition_links)
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Process what was received, close open episodes, say offline, flush writes
@@ -195,11 +209,15 @@ class Hub:
         if self._watcher is not None:
             self._watcher.stop()
         self._handle(self._take(block=False))  # the processing thread has exited
+        for link in self.partition_links:  # what they bring now is left to the next owner
+            link.stop()
         self._emit(self.engine.finish())
         self.episode_store.save(self.engine.memories())  # closed now; cooldowns kept
         self.link.stop(final=[(self.topics.hub("availability"), OFFLINE)])
         while not self._queue.empty():  # arrived while disconnecting: keep the data
-            self._handle(self._take(block=False))
+            # unacknowledged partition messages go to the next owner: using them here too
+            # would make their windows twice
+            self._handle([m for m in self._take(block=False) if m.ack is None])
         self._close_sinks(timeout)
         log.info("hub stopped: %s", self.counters.snapshot())
 
@@ -285,6 +303,8 @@ class Hub:
         self._swap_model()
         if accepted:
             self._emit(self.engine.process(accepted))
+            if self.shard is not None:  # the outputs are written: ack what is used
+                self.shard.acks.used(accepted, self.engine.retained_from)
         for nursery in self.edges.gone():  # its edge died: do not leave an episode open
             self._emit(self.engine.close(nursery))
         self._save_episodes()

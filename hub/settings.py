@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from nurserycry.shared.config import (
@@ -23,7 +23,7 @@ from nurserycry.shared.config import (
     refuse_example,
 )
 from nurserycry.shared.detector import DetectorConfig
-from nurserycry.shared.topics import check_nursery
+from nurserycry.shared.topics import MAX_PARTITIONS, check_nursery, parse_partitions
 
 DATA_DIR = Path("~/.local/share/nurserycry").expanduser()
 
@@ -98,6 +98,39 @@ class ClipsSettings(BaseModel):
     keep: int = Field(200, ge=1, le=100_000, description="clips kept per nursery")
 
 
+class HubMqttSettings(MqttSettings):
+    """The hub's broker settings; ``partitions`` turns on sharding over a NATS cluster."""
+
+    partition_count: int = Field(
+        32,
+        ge=1,
+        le=MAX_PARTITIONS,
+        description="partitions in the broker's mapping {{partition(COUNT,1)}}; the same on "
+        "every hub and the broker",
+    )
+    partitions: str | None = Field(
+        None,
+        max_length=4000,
+        description="partitions this hub owns, e.g. 0-7 or 0,2,9-12 (a NATS cluster maps "
+        "each nursery to one; see compose/cluster); unset: every nursery, one session",
+    )
+
+    @field_validator("partitions")
+    @classmethod
+    def _partitions(cls, value: str | None, info: ValidationInfo) -> str | None:
+        count = info.data.get("partition_count")
+        if value is not None and count is not None:
+            parse_partitions(value, count)  # raises a clear error
+        return value
+
+    @property
+    def owned(self) -> tuple[int, ...]:
+        """The partitions owned; empty when not partitioned."""
+        if self.partitions is None:
+            return ()
+        return parse_partitions(self.partitions, self.partition_count)
+
+
 class HubSettings(RoleSettings):
     """Everything ``nurserycry hub`` can be told."""
 
@@ -105,10 +138,15 @@ class HubSettings(RoleSettings):
         env_prefix="NURSERYCRY_HUB_",
         extra="forbid",
         env_nested_delimiter="__",
-        cli_shortcuts={**MQTT_SHORTCUTS, "history.mode": "history"},
+        cli_shortcuts={
+            **MQTT_SHORTCUTS,
+            "history.mode": "history",
+            "mqtt.partitions": "partitions",
+            "mqtt.partition_count": "partition-count",
+        },
     )
 
-    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    mqtt: HubMqttSettings = Field(default_factory=HubMqttSettings)
     client_id: str = Field(
         "nurserycry-hub",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",

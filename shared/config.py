@@ -83,8 +83,9 @@ class MqttSettings(BaseModel):
 
     broker: str = Field(
         "mqtt://localhost:1883",
-        max_length=300,
-        description="mqtt://HOST:PORT or mqtts://HOST:PORT (TLS)",
+        max_length=2000,
+        description="mqtt://HOST:PORT or mqtts://HOST:PORT (TLS); a comma-separated list of "
+        "the nodes of one cluster to fail over between (tried in turn)",
     )
     username: str | None = Field(None, max_length=256, description="broker user name")
     password: SecretStr | None = Field(None, max_length=1024, description="broker password")
@@ -104,16 +105,12 @@ class MqttSettings(BaseModel):
     @field_validator("broker")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value if "://" in value else f"mqtt://{value}")
-        if parts.scheme not in {"mqtt", "mqtts", "tcp", "ssl"}:
-            raise ValueError(f"broker scheme must be mqtt:// or mqtts://, not {parts.scheme}://")
-        if not parts.hostname:
+        urls = [_broker_url(one.strip()) for one in value.split(",") if one.strip()]
+        if not urls:
             raise ValueError("broker needs a host name, e.g. mqtt://192.168.1.10:1883")
-        try:
-            _ = parts.port
-        except ValueError:
-            raise ValueError("broker port must be a number from 1 to 65535") from None
-        return f"{parts.scheme}://{parts.netloc}"
+        if len({urlsplit(u).scheme in {"mqtts", "ssl"} for u in urls}) > 1:
+            raise ValueError("brokers of one list must all be mqtt:// or all mqtts://")
+        return ",".join(urls)
 
     @field_validator("password")
     @classmethod
@@ -130,12 +127,34 @@ class MqttSettings(BaseModel):
         return urlsplit(self.broker).scheme in {"mqtts", "ssl"}
 
     @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of every broker in the list, in order."""
+        default = 8883 if self.tls else 1883
+        return [
+            (parts.hostname or "localhost", parts.port or default)
+            for parts in map(urlsplit, self.broker.split(","))
+        ]
+
+    @property
     def host(self) -> str:
-        return urlsplit(self.broker).hostname or "localhost"
+        return self.addresses[0][0]
 
     @property
     def port(self) -> int:
-        return urlsplit(self.broker).port or (8883 if self.tls else 1883)
+        return self.addresses[0][1]
+
+
+def _broker_url(value: str) -> str:
+    parts = urlsplit(value if "://" in value else f"mqtt://{value}")
+    if parts.scheme not in {"mqtt", "mqtts", "tcp", "ssl"}:
+        raise ValueError(f"broker scheme must be mqtt:// or mqtts://, not {parts.scheme}://")
+    if not parts.hostname:
+        raise ValueError("broker needs a host name, e.g. mqtt://192.168.1.10:1883")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("broker port must be a number from 1 to 65535") from None
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 # Short flags for the MQTT settings every role has (pydantic-settings' ``cli_shortcuts`` format).

@@ -77,6 +77,14 @@ class WindowAssembler:
         self._mel = self._level = None
         self._next_index = None
 
+    @property
+    def retained_from(self) -> int | None:
+        """``frame_index`` of the first frame still waiting for a window (every earlier
+        frame is used); None before any frame."""
+        if self._next_index is None:
+            return None
+        return self._next_index - (0 if self._mel is None else self._mel.shape[0])
+
     def push(
         self,
         mel: npt.NDArray[np.int8],

@@ -9,17 +9,26 @@ so tests replace :class:`MqttLink` with an in-memory link and need no broker.
 
 MQTT 3.1.1 is the default (the embedded amqtt broker speaks nothing newer);
 ``protocol: "5"`` turns on MQTT 5 where the broker has it.
+
+A broker list (``mqtt://a:1883,mqtt://b:1883``: the nodes of one cluster) is
+tried in turn: after a lost or failed connection the link reconnects to the
+next one. A subscription the broker refuses (SUBACK failure, e.g. while a
+NATS cluster elects a new leader) is retried with backoff, and the link is not
+*connected* until every subscription is granted. With ``manual_ack`` a QoS 1
+message is acknowledged only when its :attr:`Received.ack` is called (what the
+program has not used yet is sent again to the session's next connection).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import paho.mqtt.client as paho
@@ -33,6 +42,20 @@ from .config import MqttSettings
 log = logging.getLogger(__name__)
 
 _UNACKED_PRUNE: Final = 1000
+_RETRY_MIN_S, _RETRY_MAX_S = 0.5, 30.0
+
+
+class Ack:
+    """Acknowledges one received QoS 1 message (a no-op once acknowledged, after a
+    reconnection, or for QoS 0); only links with ``manual_ack`` hand these out."""
+
+    __slots__ = ("_link", "_mid", "_serial")
+
+    def __init__(self, link: MqttLink, mid: int, serial: int) -> None:
+        self._link, self._mid, self._serial = link, mid, serial
+
+    def __call__(self) -> None:
+        self._link._ack(self._mid, self._serial)
 
 
 @dataclass(frozen=True)
@@ -42,6 +65,8 @@ class Received:
     topic: str
     payload: bytes
     retain: bool = False  # the broker kept it: sent because we subscribed, not just now
+    # manual_ack links: call it once the message is used (else it comes again)
+    ack: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -94,13 +119,22 @@ class MqttLink:
         persistent_session: bool = False,
         min_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        manual_ack: bool = False,
     ) -> None:
         self.settings = settings
         self._subs: dict[str, tuple[int, Handler]] = {}
         self._birth = list(birth or [])
         self._connected = threading.Event()
         self._stopping = False
-        self._awaiting_suback: set[int] = set()
+        self._awaiting_suback: dict[int, str] = {}
+        self._retry_s: dict[str, float] = {}
+        self._timers: set[threading.Timer] = set()
+        self._addresses = settings.addresses
+        self._address = 0
+        self._manual_ack = manual_ack
+        self._ack_lock = threading.Lock()
+        self._outstanding: dict[int, int] = {}  # mid -> serial of its latest delivery
+        self._serials = itertools.count(1)
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._on_published: PublishedCallback | None = None
         self._away_note: Callable[[], str] | None = None
@@ -118,6 +152,7 @@ class MqttLink:
             clean_session=None if v5 else not persistent_session,
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
             reconnect_on_failure=True,
+            manual_ack=manual_ack,
         )
         self._v5 = v5
         self._persistent = persistent_session
@@ -143,18 +178,23 @@ class MqttLink:
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:
         """Connect in the background; retries until :meth:`stop`."""
+        self._connect_async()
+        self._client.loop_start()
+
+    def _connect_async(self) -> None:
+        """Point paho at the current broker; its network loop (re)connects there."""
         props = None
         if self._v5 and self._persistent:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = 24 * 3600
+        host, port = self._addresses[self._address]
         self._client.connect_async(
-            self.settings.host,
-            self.settings.port,
+            host,
+            port,
             keepalive=self.settings.keepalive,
             clean_start=not self._persistent if self._v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
             properties=props,
         )
-        self._client.loop_start()
 
     def stop(self, final: list[tuple[str, str]] | None = None, timeout: float = 5.0) -> None:
         """Publish ``final`` retained messages (e.g. ``offline``), then disconnect."""
@@ -166,6 +206,8 @@ class MqttLink:
                 except (RuntimeError, ValueError):
                     log.warning("could not publish %s before disconnecting", topic)
         self._stopping = True
+        for timer in list(self._timers):
+            timer.cancel()
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
@@ -189,6 +231,12 @@ class MqttLink:
     def on_published(self, callback: PublishedCallback) -> None:
         """Call ``callback(mid)`` when the broker acknowledged a QoS 1 publish."""
         self._on_published = callback
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the broker in use (or tried next)."""
+        host, port = self._addresses[self._address]
+        return f"{host}:{port}"
 
     # -- traffic ---------------------------------------------------------
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
@@ -229,12 +277,24 @@ class MqttLink:
         """Forget acknowledged messages (lock held)."""
         self._unacked = {m: i for m, i in self._unacked.items() if not i.is_published()}
 
+    def _ack(self, mid: int, serial: int) -> None:
+        with self._ack_lock:
+            if self._outstanding.get(mid) != serial:
+                return  # acknowledged already, or from a connection since lost
+            del self._outstanding[mid]
+        self._client.ack(mid, 1)
+
     # -- paho callbacks (network thread) ---------------------------------
-    @staticmethod
-    def _wrap(handler: Handler) -> Callable[[paho.Client, Any, paho.MQTTMessage], None]:
+    def _wrap(self, handler: Handler) -> Callable[[paho.Client, Any, paho.MQTTMessage], None]:
         def call(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+            ack = None
+            if self._manual_ack and msg.qos > 0:
+                serial = next(self._serials)
+                with self._ack_lock:
+                    self._outstanding[msg.mid] = serial
+                ack = Ack(self, msg.mid, serial)
             try:
-                handler(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
+                handler(Received(msg.topic, bytes(msg.payload), bool(msg.retain), ack))
             except Exception:
                 log.exception("handler for %s failed", msg.topic)
 
@@ -256,16 +316,19 @@ class MqttLink:
             return
         self._failures = self._delays_taken = 0
         self._first_attempt, self._session_up = False, True
-        log.info(
-            "connected to %s (session present: %s)", self.settings.broker, flags.session_present
-        )
+        log.info("connected to %s (session present: %s)", self.address, flags.session_present)
+        with self._ack_lock:
+            self._outstanding.clear()  # packet ids of the lost connection mean nothing now
         self._awaiting_suback.clear()
-        for topic_filter, (qos, _h) in self._subs.items():
-            _rc, mid = client.subscribe(topic_filter, qos)
-            if mid is not None:
-                self._awaiting_suback.add(mid)
+        for topic_filter in self._subs:
+            self._send_subscribe(topic_filter)
         if not self._awaiting_suback:
             self._ready()
+
+    def _send_subscribe(self, topic_filter: str) -> None:
+        _rc, mid = self._client.subscribe(topic_filter, self._subs[topic_filter][0])
+        if mid is not None:
+            self._awaiting_suback[mid] = topic_filter
 
     def _handle_connect_fail(self, _c: paho.Client, _u: Any) -> None:
         # paho calls this inside its ``except OSError`` around the connection attempt
@@ -274,6 +337,14 @@ class MqttLink:
         # after its first-connection loop waited too: two delays
         delays = 2 if self._first_attempt else 1
         self._log_failure(f"cannot connect: {exc}" if exc else "cannot connect", delays)
+        self._fail_over()
+
+    def _fail_over(self) -> None:
+        """Reconnect to the next broker of the list (paho keeps its backoff)."""
+        if len(self._addresses) < 2 or self._stopping:
+            return
+        self._address = (self._address + 1) % len(self._addresses)
+        self._connect_async()  # paho's loop reconnects there after its delay
 
     def _log_failure(self, why: str, delays: int = 1) -> None:
         """One line per failed attempt, with the wait paho applies before the next one
@@ -302,12 +373,36 @@ class MqttLink:
         )
 
     def _handle_subscribe(
-        self, _c: paho.Client, _u: Any, mid: int, _rc: list[ReasonCode], _p: Properties | None
+        self, _c: paho.Client, _u: Any, mid: int, rcs: list[ReasonCode], _p: Properties | None
     ) -> None:
-        if mid in self._awaiting_suback:
-            self._awaiting_suback.discard(mid)
-            if not self._awaiting_suback:
-                self._ready()
+        topic_filter = self._awaiting_suback.pop(mid, None)
+        if topic_filter is None:
+            return
+        if any(rc.is_failure for rc in rcs):
+            delay = self._retry_s.get(topic_filter, _RETRY_MIN_S)
+            self._retry_s[topic_filter] = min(_RETRY_MAX_S, delay * 2)
+            log.warning(
+                "broker %s refused the subscription to %s (%s); retrying in %.1f s",
+                self.address,
+                topic_filter,
+                ", ".join(str(rc) for rc in rcs),
+                delay,
+            )
+            self._awaiting_suback[-mid] = topic_filter  # not ready until it is granted
+            timer = threading.Timer(delay, self._retry, (topic_filter, -mid))
+            timer.daemon = True
+            self._timers.add(timer)
+            timer.start()
+            return
+        self._retry_s.pop(topic_filter, None)
+        if not self._awaiting_suback:
+            self._ready()
+
+    def _retry(self, topic_filter: str, placeholder: int) -> None:  # timer thread
+        self._timers = {t for t in self._timers if t.is_alive()}
+        if self._stopping or self._awaiting_suback.pop(placeholder, None) is None:
+            return  # stopped, or reconnected meanwhile (which subscribed again)
+        self._send_subscribe(topic_filter)
 
     def _ready(self) -> None:
         """Connected and every subscription acknowledged: nothing sent to us is missed.
@@ -337,6 +432,7 @@ class MqttLink:
         if self._session_up:  # paho waits its shortest delay before the next attempt
             self._session_up, self._delays_taken = False, 1
         self._connected.clear()
+        self._fail_over()
 
     def _handle_publish(
         self, _c: paho.Client, _u: Any, mid: int, _rc: ReasonCode, _p: Properties | None

@@ -21,6 +21,12 @@ topic                                  from    retained  payload
 =====================================  ======  ========  =========================
 
 ``hub`` is reserved and cannot be a nursery name.
+
+Partitioned hubs (a NATS cluster, ``compose/cluster/``): the broker maps each
+nursery's features to ``hubs/K/{prefix}/N/features`` with
+``K = fnv1a_32(N) % partition_count`` (NATS's ``{{partition(count,1)}}``), and a
+hub that owns partition K subscribes ``hubs/K/{prefix}/+/features`` with one
+persistent session per partition (:meth:`Topics.partition_client_id`).
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ HUB_NAME: Final = "hub"
 ONLINE: Final = "online"
 OFFLINE: Final = "offline"
 
+PARTITION_ROOT: Final = "hubs"
+MAX_PARTITIONS: Final = 1024
+
 _NURSERY_RE = re.compile(NURSERY_ID_PATTERN)
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
@@ -60,6 +69,36 @@ def check_prefix(prefix: str) -> str:
     if not _PREFIX_RE.match(prefix):
         raise TopicError(f"invalid topic prefix {prefix!r}: letters, digits, '-', '_' and '/'")
     return prefix
+
+
+def fnv1a_32(data: bytes) -> int:
+    """32-bit FNV-1a, the hash NATS's ``partition()`` subject mapping uses."""
+    h = 0x811C9DC5
+    for byte in data:
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def partition(nursery: str, count: int) -> int:
+    """The partition of ``nursery``, as NATS's ``{{partition(count,1)}}`` computes it."""
+    return fnv1a_32(nursery.encode()) % count
+
+
+def parse_partitions(spec: str, count: int) -> tuple[int, ...]:
+    """``"0-7,12"`` -> ``(0, 1, ..., 7, 12)``; every one below ``count``."""
+    out: set[int] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        lo, sep, hi = part.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise TopicError(f"invalid partitions {spec!r}: use e.g. '0-7' or '0,2,5-9'")
+        first, last = int(lo), int(hi) if sep else int(lo)
+        if first > last or last >= count:
+            raise TopicError(
+                f"invalid partitions {spec!r}: ranges go up and stay below the partition "
+                f"count {count} (0-{count - 1})"
+            )
+        out.update(range(first, last + 1))
+    return tuple(sorted(out))
 
 
 @dataclass(frozen=True)
@@ -81,13 +120,36 @@ class Topics:
     def hub(self, kind: HubTopic) -> str:
         return f"{self.prefix}/{HUB_NAME}/{kind}"
 
+    def partition_features(self, k: int) -> str:
+        """Subscription filter for the features of every nursery in partition ``k``."""
+        return f"{PARTITION_ROOT}/{k}/{self.prefix}/+/features"
+
+    def partition_client_id(self, k: int) -> str:
+        """The one MQTT session of partition ``k``: the same for whichever hub owns it,
+        so a second owner takes the session over instead of sharing the messages."""
+        return f"{self.prefix.replace('/', '-')}-partition-{k}"
+
+    def partition_of(self, topic: str) -> int | None:
+        """K of ``hubs/K/...``; None for a topic outside the partition layout."""
+        root, _, rest = topic.partition("/")
+        k, _, _ = rest.partition("/")
+        if root != PARTITION_ROOT or not k.isdigit() or len(k) > 4:
+            return None
+        return int(k)
+
     def parse(self, topic: str) -> tuple[str, str] | None:
-        """``(nursery, kind)`` for a nursery topic under this prefix, else None."""
+        """``(nursery, kind)`` for a nursery topic under this prefix (or its partitioned
+        form ``hubs/K/{prefix}/N/features``), else None."""
+        partitioned = self.partition_of(topic) is not None
+        if partitioned:
+            topic = topic.split("/", 2)[2]
         head = self.prefix + "/"
         if not topic.startswith(head):
             return None
         parts = topic[len(head) :].split("/")
         if len(parts) != 2 or parts[0] == HUB_NAME or not _NURSERY_RE.match(parts[0]):
+            return None
+        if partitioned and parts[1] != "features":
             return None
         return parts[0], parts[1]
 

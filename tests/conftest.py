@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Mosquitto, ServerMissing, VictoriaMetrics
+from tests.servers import Mosquitto, NatsCluster, ServerMissing, VictoriaMetrics, nurserycry_cluster
 
 
 def on_ci() -> bool:
@@ -77,3 +77,16 @@ def durable_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     yield broker
     broker.stop()
     assert (store / "mosquitto.db").is_file(), "the broker kept its state somewhere else"
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """Three nats-server nodes on loopback with compose/cluster's account (users, the
+    partition mapping, JetStream limits)."""
+    cluster = nurserycry_cluster(tmp_path / "nats")
+    cluster.start()
+    try:
+        cluster.wait_ready()
+        yield cluster
+    finally:
+        cluster.stop()

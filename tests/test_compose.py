@@ -41,12 +41,14 @@ def _env_file(path: Path) -> dict[str, str]:
     return out
 
 
-def _compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
+def _compose_config(
+    env_file: Path, compose_file: Path = COMPOSE_FILE
+) -> subprocess.CompletedProcess[str]:
     require("docker-compose")
     # a clean environment: only the env file may supply values
     env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
     return subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config"],
+        ["docker-compose", "-f", str(compose_file), "--env-file", str(env_file), "config"],
         capture_output=True,
         text=True,
         timeout=60,
