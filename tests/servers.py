@@ -236,12 +236,7 @@ class NatsCluster:
     def stop(self) -> None:
         for n, proc in enumerate(self.procs):
             if proc is not None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                terminate(proc, 10)
                 self.procs[n] = None
 
 
