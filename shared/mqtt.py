@@ -127,6 +127,7 @@ class MqttLink:
         self._connected = threading.Event()
         self._stopping = False
         self._awaiting_suback: dict[int, str] = {}
+        self._sub_lock = threading.RLock()  # a retry subscribes from a timer thread
         self._retry_s: dict[str, float] = {}
         self._timers: set[threading.Timer] = set()
         self._addresses = settings.addresses
@@ -275,7 +276,7 @@ class MqttLink:
 
     def _prune(self) -> None:
         """Forget acknowledged messages (lock held)."""
-        self._unacked = {m: i for m, i in self._unacked.items() if not i.is_published()}
+        self._unacked = {m: i for m, i in self._unacked.items() if not _acknowledged(i)}
 
     def _ack(self, mid: int, serial: int) -> None:
         with self._ack_lock:
@@ -326,9 +327,10 @@ class MqttLink:
             self._ready()
 
     def _send_subscribe(self, topic_filter: str) -> None:
-        _rc, mid = self._client.subscribe(topic_filter, self._subs[topic_filter][0])
-        if mid is not None:
-            self._awaiting_suback[mid] = topic_filter
+        with self._sub_lock:  # the SUBACK may be handled before subscribe() returns
+            _rc, mid = self._client.subscribe(topic_filter, self._subs[topic_filter][0])
+            if mid is not None:
+                self._awaiting_suback[mid] = topic_filter
 
     def _handle_connect_fail(self, _c: paho.Client, _u: Any) -> None:
         # paho calls this inside its ``except OSError`` around the connection attempt
@@ -375,7 +377,8 @@ class MqttLink:
     def _handle_subscribe(
         self, _c: paho.Client, _u: Any, mid: int, rcs: list[ReasonCode], _p: Properties | None
     ) -> None:
-        topic_filter = self._awaiting_suback.pop(mid, None)
+        with self._sub_lock:
+            topic_filter = self._awaiting_suback.pop(mid, None)
         if topic_filter is None:
             return
         if any(rc.is_failure for rc in rcs):
@@ -400,9 +403,10 @@ class MqttLink:
 
     def _retry(self, topic_filter: str, placeholder: int) -> None:  # timer thread
         self._timers = {t for t in self._timers if t.is_alive()}
-        if self._stopping or self._awaiting_suback.pop(placeholder, None) is None:
-            return  # stopped, or reconnected meanwhile (which subscribed again)
-        self._send_subscribe(topic_filter)
+        with self._sub_lock:
+            if self._stopping or self._awaiting_suback.pop(placeholder, None) is None:
+                return  # stopped, or reconnected meanwhile (which subscribed again)
+            self._send_subscribe(topic_filter)
 
     def _ready(self) -> None:
         """Connected and every subscription acknowledged: nothing sent to us is missed.
@@ -437,5 +441,14 @@ class MqttLink:
     def _handle_publish(
         self, _c: paho.Client, _u: Any, mid: int, _rc: ReasonCode, _p: Properties | None
     ) -> None:
+        with self._unacked_lock:
+            self._unacked.pop(mid, None)
         if self._on_published is not None:
             self._on_published(mid)
+
+
+def _acknowledged(info: paho.MQTTMessageInfo) -> bool:
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):  # published while disconnected: paho sends it on
+        return False  # reconnecting, and its PUBACK removes it (``_handle_publish``)
