@@ -114,3 +114,27 @@ def test_manual_acks_hold_a_message_for_the_next_session(mosquitto: Mosquitto) -
     finally:
         second.stop()
         pub.stop()
+
+
+def test_publishing_while_disconnected_keeps_every_message(mosquitto: Mosquitto) -> None:
+    """More than 1,000 QoS 1 messages published while the broker is away: publish()
+    goes on, and all are sent once the broker is back."""
+    got: queue.Queue[Received] = queue.Queue()
+    sub = MqttLink(MqttSettings(broker=mosquitto.url), "queued-sub", min_backoff_s=1)
+    sub.subscribe("q/#", got.put)
+    sub.start()
+    assert sub.wait_connected(10)
+    mosquitto.stop()
+    link = MqttLink(MqttSettings(broker=mosquitto.url), "queued-pub", min_backoff_s=1)
+    sent = [link.publish(f"q/{n}", b"x", qos=1) for n in range(1200)]
+    assert not any(p.sent for p in sent)
+    mosquitto.start()
+    try:
+        assert sub.wait_connected(15)  # subscribed again before the queue goes out
+        link.start()
+        assert link.wait_connected(15)
+        topics = {got.get(timeout=15).topic for _ in range(1200)}
+        assert len(topics) == 1200
+    finally:
+        link.stop()
+        sub.stop()
