@@ -216,6 +216,14 @@ class HubSettings(RoleSettings):
     )
     log_level: LogLevel = "INFO"
 
+    @field_validator("mqtt", mode="before")
+    @classmethod
+    def _any_mqtt(cls, value: object) -> object:
+        """Take a role-neutral :class:`MqttSettings` too (e.g. the demo's broker)."""
+        if isinstance(value, MqttSettings) and not isinstance(value, HubMqttSettings):
+            return dict(value)
+        return value
+
     @field_validator("model")
     @classmethod
     def _model_dir(cls, value: Path | None) -> Path | None:

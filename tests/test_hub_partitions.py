@@ -15,7 +15,7 @@ from nurserycry.hub.engine import Engine, Outputs
 from nurserycry.hub.ingest import Accepted, Ingest
 from nurserycry.hub.partitions import AckLedger, misrouted
 from nurserycry.hub.settings import HubSettings
-from nurserycry.shared.config import ConfigError
+from nurserycry.shared.config import ConfigError, MqttSettings
 from nurserycry.shared.detector import DetectorConfig
 from nurserycry.shared.mqtt import Ack, MqttLink
 from nurserycry.shared.topics import TopicError, Topics, fnv1a_32, parse_partitions, partition
@@ -58,6 +58,8 @@ def test_partition_settings(tmp_path: Path) -> None:
         mqtt={"broker": "mqtt://a:1884, b:1885", "partitions": "0-3", "partition_count": 8},
     )
     assert s.mqtt.owned == (0, 1, 2, 3)
+    plain = HubSettings.load(None, mqtt=MqttSettings(broker="mqtt://a:1884"))  # e.g. the demo's
+    assert plain.mqtt.owned == () and plain.mqtt.addresses == [("a", 1884)]
     assert s.mqtt.addresses == [("a", 1884), ("b", 1885)]
     with pytest.raises(ConfigError, match=r"mqtt\.partitions.*below the partition count 8"):
         HubSettings.load(None, mqtt={"partitions": "0-8", "partition_count": 8})
