@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from .errors import TopicError
+from .schemas.types import HUB_NAME as _HUB_NAME
 from .schemas.types import NURSERY_ID_PATTERN
 
 NurseryTopic = Literal[
@@ -45,7 +46,7 @@ HubTopic = Literal["availability", "status", "command"]
 
 DEFAULT_PREFIX: Final = "nurserycry"
 DEFAULT_DISCOVERY_PREFIX: Final = "homeassistant"
-HUB_NAME: Final = "hub"
+HUB_NAME: Final = _HUB_NAME  # the hub's own topic level, never a nursery name
 ONLINE: Final = "online"
 OFFLINE: Final = "offline"
 

@@ -265,6 +265,7 @@ def test_sigterm_flushes_and_says_offline(mosquitto: Mosquitto, tmp_path: Path) 
     ("args", "expected"),
     [
         (["--nursery", "Bad Name"], "NURSERYCRY_EDGE_NURSERY"),
+        (["--nursery", "hub"], "NURSERYCRY_EDGE_NURSERY"),  # the hub's topic level
         (["--nursery", "n1", "--broker", "http://x"], "--broker"),
         (["--nursery", "n1", "--file", "/nonexistent.wav"], "audio file not found"),
         (["--nursery", "n1", "--stdin", "--rate", "5"], "NURSERYCRY_EDGE_RATE"),

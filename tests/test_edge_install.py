@@ -108,6 +108,7 @@ def test_an_existing_env_file_is_kept_unless_forced(tmp_path: Path) -> None:
     ("args", "password", "message"),
     [
         (["--nursery", "Nursery One"], None, "NURSERYCRY_EDGE_NURSERY"),
+        (["--nursery", "hub"], None, "not 'hub'"),  # an agent could never run with it
         (["--broker", "ftp://x"], None, "NURSERYCRY_EDGE_MQTT__BROKER"),
         ([], "two words", "the password holds characters an env file cannot keep"),
     ],

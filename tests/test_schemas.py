@@ -145,6 +145,7 @@ def test_features_arrays_round_trip_as_compact_binary() -> None:
         ({"device": "+"}, "device"),
         ({"device": "#"}, "device"),
         ({"device": "Kinder zimmer"}, "device"),
+        ({"device": "hub"}, "device"),  # the hub's own topic level
         ({"t0": 12.0}, "t0"),
     ],
 )

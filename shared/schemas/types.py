@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Self, cast, get_args
+from typing import Annotated, Any, Final, Literal, Self, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -13,13 +13,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 # spaces, nothing a topic filter could be tricked with.
 NURSERY_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 _NURSERY_RE = re.compile(NURSERY_ID_PATTERN)
+# The hub's own topic level ({prefix}/hub/status ...): never a nursery.
+HUB_NAME: Final = "hub"
 
 
 def _nursery_id(value: str) -> str:
-    if not _NURSERY_RE.match(value):
+    if not _NURSERY_RE.match(value) or value == HUB_NAME:
         raise ValueError(
             f"{value[:60]!r} is not a usable nursery name: use lower-case letters, digits, "
-            "'-' and '_' (at most 48, starting with a letter or digit), e.g. 'nursery-1'"
+            f"'-' and '_' (at most 48, starting with a letter or digit, not {HUB_NAME!r}), "
+            "e.g. 'nursery-1'"
         )
     return value
 
