@@ -94,7 +94,12 @@ class DemoEdge:
     def _source(kind: str, file: Path | None, scene: Scene | None, fast: bool) -> Any:
         if kind == "scene":
             assert scene is not None
-            return sources.BlocksSource(scene_blocks(scene), scene.rate, realtime=not fast)
+            # played fast, the scene *ends* now, as a file does with ``--fast``: no capture
+            # time lies ahead of the hub's clock (the hub would warn about NTP)
+            ends_now = time.time() - len(scene.samples) / scene.rate if fast else None
+            return sources.BlocksSource(
+                scene_blocks(scene), scene.rate, realtime=not fast, start_time=ends_now
+            )
         if kind == "file":
             assert file is not None
             return sources.FileSource(file, fast=fast)

@@ -62,6 +62,7 @@ def test_demo_finds_the_cry_in_the_generated_scene(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert SCENE_LABEL in out.stderr  # the plain view says the audio is generated
+    assert "ahead of the hub" not in out.stderr  # played fast, the scene ends now
     match = SUMMARY.search(out.stdout)
     assert match, out.stdout + out.stderr[-3000:]
     assert int(match.group(1)) == 1
