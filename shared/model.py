@@ -179,8 +179,9 @@ class CryModel:
         if not path.is_file():
             raise FileNotFoundError(f"no {VARIANT_FILES[variant]} in model directory {directory}")
         metadata = ModelMetadata.read(directory)
+        model = cls(path.read_bytes(), metadata, variant)  # the runtime may be missing
         log.info("loaded model %s (%s) from %s", metadata.model_version, variant, directory)
-        return cls(path.read_bytes(), metadata, variant)
+        return model
 
     @property
     def window_frames(self) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nurserycry.shared import model as model_module
 from nurserycry.shared.errors import ModelMismatchError
 from nurserycry.shared.frontend import DEFAULT_PARAMS, compute_features
 from nurserycry.shared.model import CryModel, ModelMetadata, default_model_dir
@@ -107,3 +108,22 @@ def test_bad_model_dirs_are_refused(tmp_path: Path) -> None:
         CryModel.load(tmp_path)
     with pytest.raises(ValueError, match="variant"):
         CryModel.load(variant="fp16")
+
+
+def test_a_missing_runtime_is_not_logged_as_a_loaded_model(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An edge-only install: the hub says the runtime is missing, never "loaded model"."""
+
+    def no_runtime() -> None:
+        raise ModuleNotFoundError("no TFLite runtime", name="ai_edge_litert")
+
+    monkeypatch.setattr(model_module, "_interpreter_class", no_runtime)
+    with caplog.at_level("INFO", logger="nurserycry.shared.model"):
+        with pytest.raises(ModuleNotFoundError, match="no TFLite runtime"):
+            CryModel.load()
+        assert "loaded model" not in caplog.text
+    monkeypatch.undo()
+    with caplog.at_level("INFO", logger="nurserycry.shared.model"):
+        CryModel.load()
+    assert "loaded model nurserycry-" in caplog.text
