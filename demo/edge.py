@@ -96,7 +96,7 @@ class DemoEdge:
             assert scene is not None
             # played fast, the scene *ends* now, as a file does with ``--fast``: no capture
             # time lies ahead of the hub's clock (the hub would warn about NTP)
-            ends_now = time.time() - len(scene.samples) / scene.rate if fast else None
+            ends_now = time.time() - scene.duration_s if fast else None
             return sources.BlocksSource(
                 scene_blocks(scene), scene.rate, realtime=not fast, start_time=ends_now
             )

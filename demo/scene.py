@@ -64,12 +64,6 @@ class Scene:
     def duration_s(self) -> float:
         return len(self.samples) / self.rate
 
-    def segment_at(self, t: float) -> Segment | None:
-        for segment in self.segments:
-            if segment.start_s <= t < segment.end_s:
-                return segment
-        return None
-
 
 def _db(x: Floats, dbfs: float) -> Floats:
     """Scale ``x`` to an RMS level of ``dbfs`` (a full-scale sine is -3 dBFS)."""

@@ -497,9 +497,6 @@ class Ingest:
                 out += self._release(run, force=True)
         return out
 
-    def forget(self, nursery: str) -> None:
-        self._nurseries.pop(nursery, None)
-
 
 def _restarted(item: Accepted) -> Accepted:
     return Accepted(item.nursery, item.msg, item.mel, item.level, item.t0, True, item.token)
