@@ -40,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
         "nurserycry edge",
         "Capture audio continuously, compute log-mel features with the shared frontend and "
         "publish them over MQTT (QoS 1, spooled on disk while the broker is away).",
+        "On a Raspberry Pi, 'nurserycry edge install-service' writes the systemd "
+        "unit and /etc/nurserycry/edge.env (see its --help).",
     )
     p.add_argument(
         "--list-devices", action="store_true", help="list the audio input devices and exit"

@@ -24,6 +24,11 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
         assert f"  {name}" in out
 
 
+def test_edge_help_points_at_install_service(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["edge", "--help"]) == 0
+    assert "nurserycry edge install-service" in " ".join(capsys.readouterr().out.split())
+
+
 def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["frobnicate"]) == 2
     assert "unknown command" in capsys.readouterr().err
