@@ -15,7 +15,14 @@ from nurserycry.hub.settings import HubSettings
 from nurserycry.shared.settings_model import kind_of, section_model
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "hub/README.md", "edge/README.md", "demo/README.md", "compose/README.md"]
+DOCS = [
+    "README.md",
+    "hub/README.md",
+    "edge/README.md",
+    "demo/README.md",
+    "compose/README.md",
+    "shared/README.md",
+]
 ROLE_FOLDERS = ("shared", "edge", "hub", "demo", "bench", "tests", "compose", "training")
 # `hub/sinks/influx_schema.py`, `edge/service/`, `tests/test_x.py::test_y`
 REPO_PATH = re.compile(rf"`(?:\.\./)?((?:{'|'.join(ROLE_FOLDERS)})/[\w./-]*?)(?:::(\w+))?`")
@@ -48,6 +55,13 @@ def test_the_hub_readme_lists_its_modules() -> None:
     sinks = {p.stem for p in (ROOT / "hub" / "sinks").glob("*.py")} - {"__init__"}
     assert named == modules, "hub/README.md 'Modules:' is out of date"
     assert named_sinks == sinks, "hub/README.md 'Modules:' is out of date (sinks/)"
+
+
+def test_the_shared_readme_lists_its_modules() -> None:
+    text = (ROOT / "shared" / "README.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+)\.py` \|", text, re.M))
+    modules = {p.stem for p in (ROOT / "shared").glob("*.py")} - {"__init__"}
+    assert rows == modules, "shared/README.md's table is out of date"
 
 
 @pytest.mark.parametrize("doc", DOCS)
