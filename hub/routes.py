@@ -16,9 +16,9 @@ anything else                                counted and logged as ``rejected_to
 
 A *retained* features message is ignored (counted ``retained_ignored``): edges never
 retain features, so one is old or forged and would pose as the stream at every
-subscription. :meth:`Routes.handle` runs on the processing thread, one message at a time;
-feature messages that may be used now collect until :meth:`Routes.take`.
-Adding a topic is one row in :func:`hub_routes` (and the handler).
+subscription. :meth:`HubRoutes.handle` runs on the processing thread, one message at a
+time; feature messages that may be used now collect until :meth:`HubRoutes.take`.
+Adding a topic is one row in the table :class:`HubRoutes` builds (and the handler).
 """
 
 from __future__ import annotations
