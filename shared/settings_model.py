@@ -1,7 +1,7 @@
 """Walk a role's settings model: every setting with its path, flags and environment variable.
 
 The settings model is the only place a setting is written down. The command-line
-flags (:mod:`.settings_cli`), the error messages (:func:`.config.describe`), the
+flags (:mod:`.settings_cli`), the error messages (:func:`.settings_errors.describe`), the
 check of ``NURSERYCRY_*`` variables and the README tables (:mod:`.settings_doc`)
 are all derived from it here, so none of them can name a setting that does not
 exist.
