@@ -87,7 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--model", type=Path, default=None, help="model directory (default: shipped)"
     )
-    parser.add_argument("--variant", choices=["int8", "float32"], default="int8")
+    parser.add_argument(
+        "--variant",
+        choices=["int8", "float32"],
+        default="int8",
+        help="which of the model's files to run (default: int8, what the hub runs)",
+    )
     args = parser.parse_args(argv)
     try:
         files = audio_files(args.paths)

@@ -183,12 +183,17 @@ def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
         prog="nurserycry report", description="Draw a night's cry timeline from the local history."
     )
-    p.add_argument("--db", type=Path, default=DATA_DIR / "history.sqlite", help="history database")
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=DATA_DIR / "history.sqlite",
+        help="the hub's history database (default: %(default)s, the hub's default history.db)",
+    )
     p.add_argument("--nursery", help="only this nursery (default: all)")
     p.add_argument("--night", type=dt.date.fromisoformat, help="YYYY-MM-DD: 18:00 to 10:00")
     p.add_argument("--since", type=_timestamp, help="ISO time, e.g. 2026-11-28T20:00")
     p.add_argument("--until", type=_timestamp, help="ISO time")
-    p.add_argument("--out", type=Path, default=Path("night.png"), help="PNG to write")
+    p.add_argument("--out", type=Path, default=Path("night.png"), help="PNG to write (%(default)s)")
     args = p.parse_args(list(argv))
     since, until = args.since, args.until
     if args.night is not None:

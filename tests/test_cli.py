@@ -122,6 +122,17 @@ def test_install_command_matches_how_nurserycry_was_installed() -> None:
     )
 
 
+def test_report_and_classify_help_give_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["report", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "default: " + str(Path("~/.local/share/nurserycry/history.sqlite").expanduser()) in out
+    assert "PNG to write (night.png)" in out
+    with pytest.raises(SystemExit):
+        cli.main(["classify", "--help"])
+    assert "default: int8" in capsys.readouterr().out
+
+
 def test_report_on_a_file_that_is_not_a_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
