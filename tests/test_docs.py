@@ -5,6 +5,7 @@ Flags and ``NURSERYCRY_*`` variables are checked by ``tests/test_settings_cli.py
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -42,6 +43,14 @@ def test_paths_in_the_docs_exist(doc: str) -> None:
         assert target.exists(), f"{doc}: {path} does not exist"
         if test:
             assert f"def {test}(" in target.read_text(), f"{doc}: {path} has no {test}"
+
+
+def test_python_m_commands_in_the_docs_exist() -> None:
+    docs = [*DOCS, "BENCHMARKS.md"]
+    found = {m for d in docs for m in re.findall(r"python -m ([\w.]+)", (ROOT / d).read_text())}
+    assert "bench.edge_measure" in found  # the pattern still sees them
+    for module in found:
+        assert importlib.util.find_spec(module) is not None, f"no module {module}"
 
 
 def test_the_hub_readme_lists_its_modules() -> None:
