@@ -53,5 +53,6 @@ def test_requests_only_on_alerts_and_late_clips_are_not_the_episodes(tmp_path: P
     clips.on_clip(Received("nurserycry/n1/clip", encode_clip("n1", T0, pcm, 16_000).encode()))
     assert [p.name for p in (tmp_path / "n1").iterdir()] == ["20260921T141320_request.flac"]
     clips.on_clip(Received("nurserycry/n1/clip", b'{"type": "clip"}'))
-    clips.on_clip(Received("nurserycry/hub/clip", encode_clip("hub", T0, pcm, 16_000).encode()))
+    foreign = encode_clip("n2", T0, pcm, 16_000).encode()  # another nursery's clip
+    clips.on_clip(Received("nurserycry/n1/clip", foreign))
     assert counters.get("clips_rejected") == 2 and counters.get("clips_stored") == 1
