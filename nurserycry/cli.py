@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("nurserycry.hub.report:main", "draw a night's timeline (misery meter) as PNG"),
     "train": ("nurserycry.training.cli:train", "train a model from folders of labelled audio"),
     "evaluate": ("nurserycry.training.cli:evaluate", "evaluate a model on labelled audio"),
+    "harness": ("nurserycry.training.cli:harness", "score detectors on held-out folds and nights"),
     "classify": ("nurserycry.hub.classify:main", "run audio files through the hub's detector"),
 }
 # (subcommand, its first argument) -> a command of its own, listed under its subcommand

@@ -226,3 +226,81 @@ def evaluate(argv: Sequence[str]) -> int:
     _print_summary(result["evaluation"])
     print(f"written to {out}/evaluation.json, confusion.png, pr.png")
     return 0
+
+
+def harness(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="nurserycry harness",
+        description="Score detectors on the named source-disjoint folds and on night streams "
+        "built from held-out recordings; writes harness.json and harness.png.",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="the data folder (manifest.csv)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a model directory (scored as it is on every fold) or a folder of twins, one "
+        "sub-folder per fold (repeatable)",
+    )
+    parser.add_argument("--yamnet", type=Path, help="yamnet.tflite: also score Frigate's rule")
+    parser.add_argument("--out", type=Path, default=Path("runs/harness"))
+    parser.add_argument("--streams", type=int, default=3, help="night streams per fold")
+    parser.add_argument("--minutes", type=float, default=20.0, help="length of a night stream")
+    parser.add_argument("--fold", action="append", help="only these folds (default: all)")
+    parser.add_argument("--cache", type=Path, help="decoded audio and simulated rooms")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+
+    from . import plots
+    from .audio import load_waves
+    from .dataset import load_clips
+    from .folds import FOLDS
+    from .harness import Contender, run_harness
+    from .night import NightConfig
+    from .teacher import YamnetTeacher
+
+    try:
+        contenders = []
+        for spec in args.model:
+            name, sep, path = spec.partition("=")
+            if not sep:
+                raise ValueError(f"--model wants NAME=DIR, not {spec!r}")
+            contenders.append(Contender(name, Path(path)))
+        if args.yamnet is not None:
+            contenders.append(Contender("yamnet_frigate", teacher=YamnetTeacher(args.yamnet)))
+        if not contenders:
+            raise ValueError("nothing to score: give --model and/or --yamnet")
+        folds = args.fold or list(FOLDS)
+        clips = load_clips(args.data)
+        waves = load_waves(clips, args.cache)
+        report = run_harness(
+            clips,
+            waves,
+            contenders,
+            streams=args.streams,
+            night=NightConfig(minutes=args.minutes),
+            seed=args.seed,
+            cache_dir=args.cache,
+            folds=folds,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"nurserycry harness: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "harness.json").write_text(json.dumps(report, indent=1) + "\n")
+    plots.harness_summary(report, args.out / "harness.png")
+    for fold, entry in report["folds"].items():
+        for name, det in entry["detectors"].items():
+            night = det["night"]
+            print(
+                f"{fold:14s} {name:16s} clip P/R/F1 {det['clip_precision']:.3f}/"
+                f"{det['clip_recall']:.3f}/{det['clip_f1']:.3f} clip ROC-AUC "
+                f"{det['clip_roc_auc']:.3f} night {night['alerted']}/{night['episodes']} "
+                f"alerted, delay {night['delay_median_s']} s (p95 {night['delay_p95_s']}), "
+                f"{night['false_alerts_per_hour']} false/h"
+            )
+    print(f"written to {args.out}/harness.json, harness.png")
+    return 0

@@ -29,14 +29,19 @@ Wave = npt.NDArray[np.float32]
 UNLABELLED = frozenset({"unverified"})
 
 
+def pad_to_window(wave: Wave, window_frames: int) -> Wave:
+    """``wave``, or a clip shorter than one window centred in digital silence."""
+    need = window_samples(window_frames, DEFAULT_PARAMS)
+    if wave.size >= need:
+        return wave
+    padded = np.zeros(need, np.float32)
+    padded[(need - wave.size) // 2 :][: wave.size] = wave
+    return padded
+
+
 def run_clip(wave: Wave, model: Scorer, config: DetectorConfig) -> StreamResult:
     """One clip as a stream (a clip shorter than a window is centred in silence)."""
-    need = window_samples(config.window_frames, DEFAULT_PARAMS)
-    if wave.size < need:
-        padded = np.zeros(need, np.float32)
-        padded[(need - wave.size) // 2 :][: wave.size] = wave
-        wave = padded
-    return detect([compute_features(wave)], model, config)
+    return detect([compute_features(pad_to_window(wave, config.window_frames))], model, config)
 
 
 def alerts_per_hour(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -57,6 +58,53 @@ def pr_roc(curves: dict[str, Any], title: str, path: Path) -> None:
     ax2.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC: {title}")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def harness_summary(report: dict[str, Any], path: Path) -> None:
+    """Per fold and detector: clip F1, clip ROC-AUC, night false alerts per hour
+    (bars, episodes alerted written on them) and clip ROC curves."""
+    folds = list(report["folds"])
+    names = list(report["detectors"])
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    width = 0.8 / max(len(names), 1)
+    keys = (("clip_f1", "clip F1 (hub's episode rule)"), ("clip_roc_auc", "clip ROC-AUC"))
+    for ax, (key, title) in zip(axes[0][:2], keys, strict=True):
+        for k, name in enumerate(names):
+            vals = [report["folds"][f]["detectors"][name][key] or 0.0 for f in folds]
+            bars = ax.bar(np.arange(len(folds)) + k * width, vals, width, label=name)
+            ax.bar_label(bars, fmt="%.3f", fontsize=7)
+        ax.set_xticks(np.arange(len(folds)) + width * (len(names) - 1) / 2, folds)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    ax = axes[0][2]
+    for k, name in enumerate(names):
+        nights = [report["folds"][f]["detectors"][name]["night"] for f in folds]
+        bars = ax.bar(
+            np.arange(len(folds)) + k * width,
+            [n["false_alerts_per_hour"] for n in nights],
+            width,
+            label=name,
+        )
+        ax.bar_label(bars, [f"{n['alerted']}/{n['episodes']}" for n in nights], fontsize=7)
+    ax.set_xticks(np.arange(len(folds)) + width * (len(names) - 1) / 2, folds)
+    ax.set_title("night streams: false alerts / h (episodes alerted on bars)")
+    ax.legend(fontsize=8)
+    for ax, fold in zip(axes[1], folds, strict=False):
+        for name in names:
+            roc = report["folds"][fold]["detectors"][name]["roc"]
+            if roc:
+                ax.plot(roc["fpr"], roc["tpr"], label=name)
+        ax.set_title(f"{fold}: clip ROC (highest window score)")
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axes[1][len(folds) :]:
+        ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,0 +1,151 @@
+"""The evaluation harness: its folds, its night streams and their scoring (generated audio)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.audio_gen import cry_like
+
+RATE = 16_000
+
+
+def _clips() -> list:
+    from nurserycry.training.dataset import Clip
+    from nurserycry.training.folds import FOLDS
+
+    rows = [
+        ("crying", "gveres/donateacry-corpus", 8000, "dac:a"),
+        ("crying", "gveres/donateacry-corpus", 16000, "dac:b"),
+        ("unverified", "gveres/donateacry-corpus", 16000, "dac:c"),
+        ("unverified", "gveres/donateacry-corpus", 8000, "dac:a"),
+        # a 16 kHz cry in a group that also has an 8 kHz cry: the whole group goes
+        ("crying", "gveres/donateacry-corpus", 16000, "dac:d"),
+        ("crying", "gveres/donateacry-corpus", 8000, "dac:d"),
+        ("crying", "rynnchrs/Baby-Cry-Gender-Recognition", 48000, "ryn:1"),
+        ("not_crying", "deeplyinc/Parent-Child-Vocal-Interaction-Dataset", 16000, "pc:1"),
+        ("not_crying", "Alejandro-131004/AC-II", 16000, "us8k:1"),
+    ]
+    for fold in FOLDS.values():
+        for k, src in enumerate(sorted(fold.sources)):
+            rows.append(("not_crying", src, 16000, f"{fold.name}:{k}"))
+    return [
+        Clip(Path(f"{i}.flac"), label, "c", group, source=src, orig_sr=sr)
+        for i, (label, src, sr, group) in enumerate(rows)
+    ]
+
+
+def test_folds_are_source_disjoint_and_never_cut_a_group() -> None:
+    from nurserycry.training.folds import FOLDS, split_by_fold
+
+    clips = _clips()
+    assert set(FOLDS) == {"second_source", "wideband"}
+    for fold in FOLDS.values():
+        split = split_by_fold(clips, fold)
+        train, val = [clips[i] for i in split.train], [clips[i] for i in split.val]
+        assert sorted(split.train + split.val) == list(range(len(clips)))
+        assert {c.group for c in train}.isdisjoint({c.group for c in val})
+        # no held-out negative source is trained on, every one of them is scored
+        assert {c.source for c in train}.isdisjoint(fold.sources)
+        assert fold.sources <= {c.source for c in val}
+        held_cries = [c for c in val if c.label == "crying" and c.source == fold.cry_source]
+        assert held_cries
+        assert not any(fold.holds_out(c) for c in train)
+    wide = split_by_fold(clips, FOLDS["wideband"])
+    val = [clips[i] for i in wide.val]
+    assert {(c.label, c.orig_sr, c.group) for c in val if c.source.startswith("gveres")} == {
+        ("crying", 16000, "dac:b"),
+        ("unverified", 16000, "dac:c"),
+        ("crying", 16000, "dac:d"),
+        ("crying", 8000, "dac:d"),
+    }
+    second = split_by_fold(clips, FOLDS["second_source"])
+    assert {clips[i].source for i in second.val if clips[i].label == "crying"} == {
+        "rynnchrs/Baby-Cry-Gender-Recognition"
+    }
+    # the two folds rotate the negative groups: none is held out by both
+    assert FOLDS["wideband"].sources.isdisjoint(FOLDS["second_source"].sources)
+
+
+def test_fold_split_reports_sources_missing_from_the_data() -> None:
+    from nurserycry.training.folds import FOLDS, split_by_fold
+
+    clips = [c for c in _clips() if c.source != "remvze/moodist"]
+    with pytest.raises(ValueError, match="moodist"):
+        split_by_fold(clips, FOLDS["wideband"])
+
+
+def _dry_rooms():
+    from nurserycry.training.rooms import RoomBank
+
+    dry = np.zeros(8, np.float32)
+    dry[0] = 1.0
+    echo = np.zeros(4000, np.float32)
+    echo[0], echo[1600], echo[3200] = 1.0, 0.5, 0.25
+    return RoomBank([dry], [echo])
+
+
+def _band_db(wave: np.ndarray, t0: float, t1: float) -> float:
+    """Level (dB) of 300-1500 Hz between t0 and t1 seconds."""
+    seg = wave[int(t0 * RATE) : int(t1 * RATE)]
+    spec = np.abs(np.fft.rfft(seg)) ** 2
+    f = np.fft.rfftfreq(seg.size, 1 / RATE)
+    return float(10 * np.log10(spec[(f > 300) & (f < 1500)].sum() / seg.size**2 + 1e-20))
+
+
+def test_night_stream_puts_cries_at_known_times_and_nothing_else_near_them() -> None:
+    from nurserycry.training.night import NightConfig, build_night
+
+    rng = np.random.default_rng(0)
+    cries = [cry_like(rng, 4.0) for _ in range(3)]
+    # negatives without energy in the cry band (a hum below 200 Hz), so the
+    # band level tells cry from non-cry
+    t = np.arange(int(3 * RATE)) / RATE
+    hum = (0.3 * np.sin(2 * np.pi * 90 * t)).astype(np.float32)
+    background = rng.standard_normal(8 * RATE).astype(np.float32)
+    cfg = NightConfig(minutes=4.0, quiet_between_s=(30.0, 40.0), negatives_per_minute=3.0)
+    stream = build_night(rng, cries, [(hum, "hum")], (background, "bg"), _dry_rooms(), cfg=cfg)
+    assert stream.wave.size == 4 * 60 * RATE
+    assert len(stream.cries) >= 4
+    quiet = _band_db(stream.wave, 0.0, 15.0)
+    for cry in stream.cries:
+        assert cry.end > cry.onset
+        before = _band_db(stream.wave, cry.onset - 2.5, cry.onset - 0.5)
+        assert abs(before - quiet) < 3  # nothing before the onset ...
+        assert _band_db(stream.wave, cry.onset, cry.onset + 2.0) > quiet + 6  # ... a cry after it
+        for start, end, _ in stream.negatives:
+            assert end < cry.onset - cfg.guard_s or start > cry.end + cfg.guard_s
+    assert len(stream.negatives) > 3
+
+
+def test_night_score_counts_alerted_episodes_delays_and_false_alerts() -> None:
+    from nurserycry.training.night import CryEvent, NightStream, score_night
+
+    wave = np.zeros(600 * RATE, np.float32)
+    cries = [CryEvent(100.0, 120.0, False, 20.0), CryEvent(300.0, 310.0, True, 5.0)]
+    stream = NightStream(wave, cries, negatives=[(200.0, 203.0, "cat_meow")])
+    # first cry alerted after 1.5 s, second missed, one alert on the cat, one in silence
+    result = score_night([stream], [[101.5, 201.0, 450.0]])
+    assert result["episodes"] == 2 and result["alerted"] == 1
+    assert result["far_episodes"] == 1 and result["far_alerted"] == 0
+    assert result["delay_median_s"] == pytest.approx(1.5)
+    assert result["false_alerts"] == 2
+    assert [f["during"] for f in result["false"]] == [["cat_meow"], ["background"]]
+    hours = (600 - 30) / 3600
+    assert result["false_alerts_per_hour"] == pytest.approx(2 / hours, rel=1e-3)
+    # an alert just after a cry's end is still that cry's; before its onset it is not
+    late = score_night([stream], [[99.0, 121.0]])
+    assert late["alerted"] == 1 and late["false_alerts"] == 1
+
+
+def test_frigate_rule_alerts_once_per_cooldown() -> None:
+    from nurserycry.training.teacher import YAMNET_CHUNK, YAMNET_HOP, frigate_alerts
+
+    scores = np.zeros(400, np.float32)
+    scores[[10, 11, 50, 200]] = [0.9, 0.95, 0.85, 0.8]
+    scores[300] = 0.79
+    alerts = frigate_alerts(scores)
+    ends = [(i * YAMNET_HOP + YAMNET_CHUNK) / RATE for i in (10, 200)]
+    assert alerts == pytest.approx(ends)

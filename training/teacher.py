@@ -1,0 +1,141 @@
+"""A training-time teacher (YAMNet): its 1024-d embedding and 521 scores of a chunk.
+
+Never imported by the hub, the edge or ``classify``: only ``nurserycry train``
+(``--teacher PATH``), the harness (YAMNet under Frigate's rule) and ``bench``.
+
+:class:`YamnetTeacher` reads the embedding tensor
+``yamnet_frames/global_average_pooling2d/Mean``. With ``exact=True`` it does so
+as the data README says (``experimental_preserve_all_tensors`` and the op
+resolver without default delegates: 5.6 ms per chunk here). By default it adds
+that tensor to the graph's outputs in memory (TensorFlow's flatbuffer tools), so
+XNNPACK may run and keep it: 0.75 ms per chunk, the same graph (cosine 0.99
+between the two kernels' embeddings on a cry, scores within 0.003).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger(__name__)
+
+Wave = npt.NDArray[np.float32]
+EMBEDDING_TENSOR: Final = "yamnet_frames/global_average_pooling2d/Mean"
+YAMNET_CHUNK: Final = 15_600  # 0.975 s at 16 kHz
+YAMNET_HOP: Final = 7_800
+CRY_CLASSES: Final = (19, 20, 21)  # Crying/sobbing, Baby cry/infant cry, Whimper
+FRIGATE_THRESHOLD: Final = 0.8
+# Babbling, Laughter, Baby laughter, Giggle, Snicker, Belly laugh, Chuckle
+BABY_VOICE_CLASSES: Final = (4, 13, 14, 15, 16, 17, 18)
+
+
+@dataclass(frozen=True)
+class TeacherOutput:
+    embedding: npt.NDArray[np.float32]  # (n, embedding_size)
+    scores: npt.NDArray[np.float32]  # (n, n_scores)
+
+
+class Teacher(Protocol):
+    """Anything that describes chunks of 16 kHz audio."""
+
+    chunk_samples: int
+    embedding_size: int
+    n_scores: int
+    name: str
+
+    def run(self, chunks: npt.NDArray[np.float32]) -> TeacherOutput:
+        """``(n, chunk_samples)`` float32 in [-1, 1] -> embeddings and scores."""
+        ...
+
+
+def cry_score(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """max of YAMNet's crying classes, per row (Frigate's score)."""
+    out: npt.NDArray[np.float32] = scores[:, list(CRY_CLASSES)].max(axis=1)
+    return out
+
+
+def _with_output(model_path: Path, tensor: str) -> bytes:
+    from tensorflow.lite.tools import flatbuffer_utils as fb  # noqa: PLC0415  (train extra)
+
+    model = fb.read_model(str(model_path))
+    graph = model.subgraphs[0]
+    names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in graph.tensors]
+    if tensor not in names:
+        raise ValueError(f"{model_path} has no tensor {tensor!r}: is it YAMNet?")
+    graph.outputs = [*list(graph.outputs), names.index(tensor)]
+    return bytes(fb.convert_object_to_bytearray(model))
+
+
+class YamnetTeacher:
+    chunk_samples = YAMNET_CHUNK
+    embedding_size = 1024
+    n_scores = 521
+
+    def __init__(self, path: Path, *, exact: bool = False) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: PLC0415
+
+        if not path.is_file():
+            raise FileNotFoundError(f"no teacher model at {path}")
+        self.name = path.name
+        self.interp: Any
+        if exact:
+            self.interp = Interpreter(
+                model_path=str(path),
+                num_threads=1,
+                experimental_preserve_all_tensors=True,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+            self.interp.allocate_tensors()
+            by_name = {t["name"]: t["index"] for t in self.interp.get_tensor_details()}
+            self.emb_index = int(by_name[EMBEDDING_TENSOR])
+        else:
+            self.interp = Interpreter(
+                model_content=_with_output(path, EMBEDDING_TENSOR), num_threads=1
+            )
+            self.interp.allocate_tensors()
+            outs = self.interp.get_output_details()
+            self.emb_index = int(next(o["index"] for o in outs if o["name"] == EMBEDDING_TENSOR))
+        self.in_index = int(self.interp.get_input_details()[0]["index"])
+        self.score_index = int(self.interp.get_output_details()[0]["index"])
+
+    def run(self, chunks: npt.NDArray[np.float32]) -> TeacherOutput:
+        emb = np.empty((len(chunks), self.embedding_size), np.float32)
+        scores = np.empty((len(chunks), self.n_scores), np.float32)
+        for i, chunk in enumerate(chunks):
+            self.interp.set_tensor(self.in_index, np.asarray(chunk, np.float32)[None])
+            self.interp.invoke()
+            emb[i] = self.interp.get_tensor(self.emb_index)[0]
+            scores[i] = self.interp.get_tensor(self.score_index)[0]
+        return TeacherOutput(emb, scores)
+
+
+def chunks_of(wave: Wave, chunk: int = YAMNET_CHUNK, hop: int = YAMNET_HOP) -> Wave:
+    """Every ``chunk``-sample chunk of ``wave`` every ``hop`` samples (a short wave is
+    centred in silence), as rows; chunk ``i`` ends at ``(i * hop + chunk) / 16000`` s."""
+    if wave.size < chunk:
+        padded = np.zeros(chunk, np.float32)
+        padded[(chunk - wave.size) // 2 :][: wave.size] = wave
+        wave = padded
+    starts = range(0, wave.size - chunk + 1, hop)
+    return np.stack([wave[s : s + chunk] for s in starts]).astype(np.float32)
+
+
+def frigate_alerts(
+    scores: npt.NDArray[np.float32], cooldown_s: float = 60.0, hop: int = YAMNET_HOP
+) -> list[float]:
+    """Frigate's rule over a stream's chunk scores: a hot chunk alerts unless another
+    was hot within ``cooldown_s`` (the hub's cooldown); returns alert times (chunk ends)."""
+    out: list[float] = []
+    last = -1e9
+    for i, s in enumerate(scores):
+        t = (i * hop + YAMNET_CHUNK) / 16_000
+        if s >= FRIGATE_THRESHOLD:
+            if t - last >= cooldown_s:
+                out.append(t)
+            last = t
+    return out
