@@ -6,10 +6,12 @@ reproducible. Waveforms are 16 kHz float32.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import soundfile as sf
 import soxr
 from scipy import signal
 
@@ -35,6 +37,12 @@ class AugmentConfig:
     p_band_negative: float = 0.75  # ... and negatives, so the band carries no label
     p_time_mask: float = 0.4
     p_freq_mask: float = 0.4
+    # Far field, microphones and codecs (off in the 0.1 recipe):
+    p_room: float = 0.0  # a simulated room (rooms.py) instead of the synthetic reverb
+    far_share: float = 0.5  # of those, the source across the room
+    p_mic: float = 0.0  # a cheap microphone's response (microphone())
+    p_mp3: float = 0.0  # an MP3 round trip
+    p_onset: float = 0.0  # a cry that starts inside the window (what comes before is quiet)
 
 
 def crop(wave: Wave, n: int, rng: np.random.Generator) -> Wave:
@@ -130,3 +138,48 @@ def spec_mask(x: npt.NDArray[np.float32], rng: np.random.Generator, cfg: Augment
         width = int(rng.integers(1, mels // 8 + 1))
         start = int(rng.integers(0, mels - width + 1))
         x[:, start : start + width] = 0.0
+
+
+def microphone(x: Wave, rng: np.random.Generator, rate: int) -> Wave:
+    """A cheap microphone: a high-pass at 60-300 Hz, a +-8 dB resonance somewhere in
+    300-3500 Hz and, sometimes, soft clipping of an overdriven capsule or AGC."""
+    sos = signal.butter(2, rng.uniform(60, 300), btype="high", fs=rate, output="sos")
+    y = signal.sosfilt(sos, x)
+    f0, gain = rng.uniform(300, 3500), rng.uniform(-8, 8)
+    b, a = _peaking(f0, gain, rng.uniform(0.7, 3.0), rate)
+    y = signal.lfilter(b, a, y)
+    if rng.random() < 0.3:
+        drive = 10 ** (rng.uniform(0, 20) / 20) / (np.max(np.abs(y)) + 1e-9)
+        y = np.tanh(y * drive) / drive
+    out: Wave = np.asarray(y, np.float32)
+    return out
+
+
+def _peaking(
+    f0: float, gain_db: float, q: float, rate: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """RBJ audio-EQ-cookbook peaking filter."""
+    amp, w0 = 10 ** (gain_db / 40), 2 * np.pi * f0 / rate
+    alpha = np.sin(w0) / (2 * q)
+    b = np.array([1 + alpha * amp, -2 * np.cos(w0), 1 - alpha * amp])
+    a = np.array([1 + alpha / amp, -2 * np.cos(w0), 1 - alpha / amp])
+    return b / a[0], a / a[0]
+
+
+def mp3(x: Wave, rng: np.random.Generator, rate: int) -> Wave:
+    """Through an MP3 encoder at a random bit rate (soundfile/libsndfile's LAME)."""
+    peak = float(np.max(np.abs(x))) + 1e-9
+    buf = io.BytesIO()
+    sf.write(
+        buf,
+        x / peak * 0.9,
+        rate,
+        format="MP3",
+        subtype="MPEG_LAYER_III",
+        compression_level=float(rng.uniform(0.5, 1.0)),
+    )
+    buf.seek(0)
+    y, _ = sf.read(buf, dtype="float32")
+    out = np.zeros_like(x)
+    out[: min(x.size, y.size)] = y[: x.size] * peak / 0.9
+    return out

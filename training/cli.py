@@ -46,9 +46,15 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", type=Path, help="folder to cache decoded audio in")
     parser.add_argument(
         "--split",
-        choices=["group", "source", "none"],
+        choices=["group", "source", "fold", "none"],
         default="group",
-        help="validation: random groups, held-out sources, or none (train on all)",
+        help="validation: random groups, held-out sources, a harness fold (--fold), or none "
+        "(train on all)",
+    )
+    parser.add_argument(
+        "--fold",
+        default="",
+        help="with --split fold: the harness fold to hold out (second_source, wideband)",
     )
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share of groups held out")
     parser.add_argument(
@@ -94,9 +100,10 @@ def train(argv: Sequence[str]) -> int:
     )
     parser.add_argument(
         "--unverified",
-        choices=["negative", "exclude"],
+        choices=["negative", "exclude", "teacher"],
         default="negative",
-        help="use 'unverified' clips as low-weight negatives, or leave them out",
+        help="use 'unverified' clips as low-weight negatives, leave them out, or let the "
+        "teacher label them (needs --teacher)",
     )
     parser.add_argument("--unverified-weight", type=float, default=0.3)
     parser.add_argument(
@@ -112,6 +119,51 @@ def train(argv: Sequence[str]) -> int:
         help="share of speech/laughter negatives sped up 1.3-2x into baby-like voice "
         "(0.3 lowers laughter's scores but costs recall on unseen cries; off by default)",
     )
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        help="a teacher model (YAMNet .tflite): the student also learns its 1024-d embedding "
+        "and 521 scores of every augmented example (training only; never shipped)",
+    )
+    parser.add_argument(
+        "--unlabelled",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of audio without labels; the teacher labels its examples (repeatable)",
+    )
+    parser.add_argument("--unlabelled-weight", type=float, default=0.5)
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=0,
+        metavar="N",
+        help="draw N augmented examples once (cached with --cache) and train every epoch on "
+        "them (default with --teacher: 4 x --examples-per-epoch)",
+    )
+    parser.add_argument(
+        "--rooms", type=int, default=0, help="simulated rooms, near and far each (0: none)"
+    )
+    parser.add_argument("--p-room", type=float, default=0.4, help="share of sounds put in a room")
+    parser.add_argument("--p-mic", type=float, default=0.0, help="share through a cheap mic")
+    parser.add_argument("--p-mp3", type=float, default=0.0, help="share through an MP3 codec")
+    parser.add_argument(
+        "--p-onset", type=float, default=0.0, help="share of cry examples starting in the window"
+    )
+    parser.add_argument(
+        "--mix-snr",
+        type=float,
+        nargs=2,
+        default=(0.0, 20.0),
+        metavar=("LOW", "HIGH"),
+        help="dB of a cry over its background when mixed",
+    )
+    parser.add_argument(
+        "--temporal", action="store_true", help="a temporal stage over the window (model.py)"
+    )
+    parser.add_argument("--embedding-weight", type=float, default=1.0)
+    parser.add_argument("--scores-weight", type=float, default=1.0)
     parser.add_argument("--model-version", help="version string stored in the metadata")
     parser.add_argument("--save-keras", action="store_true", help="also write model.keras")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -121,9 +173,18 @@ def train(argv: Sequence[str]) -> int:
         return 2
     _setup_logging(args.verbose)
 
+    from .augment import AugmentConfig
     from .examples import ExampleConfig
     from .pipeline import RunConfig, run
     from .trainer import TrainConfig
+
+    augment = AugmentConfig(
+        p_room=args.p_room if args.rooms else 0.0,
+        p_mic=args.p_mic,
+        p_mp3=args.p_mp3,
+        p_onset=args.p_onset,
+        mix_snr_db=tuple(args.mix_snr),
+    )
 
     config = RunConfig(
         data_dir=args.data_dir,
@@ -136,8 +197,16 @@ def train(argv: Sequence[str]) -> int:
         holdout_sources=tuple(args.holdout_source or DEFAULT_HOLDOUT_SOURCES),
         unverified=args.unverified,
         unverified_weight=args.unverified_weight,
+        fold=args.fold,
+        teacher=args.teacher,
+        unlabelled_dirs=tuple(args.unlabelled),
+        unlabelled_weight=args.unlabelled_weight,
+        pool_examples=args.pool,
+        rooms=args.rooms,
         voice_class=args.voice_class,
-        examples=ExampleConfig(window_frames=args.window_frames, voice_speedup=args.voice_speedup),
+        examples=ExampleConfig(
+            window_frames=args.window_frames, voice_speedup=args.voice_speedup, augment=augment
+        ),
         model_version=args.model_version,
         save_keras=args.save_keras,
         train=TrainConfig(
@@ -148,6 +217,9 @@ def train(argv: Sequence[str]) -> int:
             width=args.width,
             seed=args.seed,
             verbose=0 if args.quiet else 1,
+            temporal=args.temporal,
+            embedding_weight=args.embedding_weight,
+            scores_weight=args.scores_weight,
         ),
     )
     try:
@@ -203,6 +275,7 @@ def evaluate(argv: Sequence[str]) -> int:
             data_dir=args.data_dir,
             out=out,
             split=args.split,
+            fold=args.fold,
             val_fraction=args.val_fraction,
             train=TrainConfig(seed=args.seed),
             holdout_sources=tuple(args.holdout_source or DEFAULT_HOLDOUT_SOURCES),

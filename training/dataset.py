@@ -130,6 +130,30 @@ def added_clips(folder: Path) -> list[Clip]:
     ]
 
 
+UNLABELLED: Final = "unlabelled"
+
+
+def unlabelled_clips(folder: Path) -> list[Clip]:
+    """Every audio file under ``folder``, without a label (``--unlabelled DIR``): a
+    teacher labels their examples. Group: ``<folder name>:<file stem up to '-'>``."""
+    name = folder.resolve().name
+    clips = [
+        Clip(
+            path,
+            UNLABELLED,
+            UNLABELLED,
+            f"{name}:{path.stem.split('-')[0]}",
+            source=name,
+            extra={"relpath": f"{name}/{path.relative_to(folder).as_posix()}"},
+        )
+        for path in sorted(folder.rglob("*"))
+        if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file()
+    ]
+    if not clips:
+        raise FileNotFoundError(f"no WAV/FLAC/OGG files under {folder}")
+    return clips
+
+
 def summarise(clips: list[Clip]) -> dict[str, object]:
     """Counts and durations per label, class and source (for metadata and the card)."""
     by_label: Counter[str] = Counter(c.label for c in clips)

@@ -26,7 +26,7 @@ from .examples import window_samples
 log = logging.getLogger(__name__)
 
 Wave = npt.NDArray[np.float32]
-UNLABELLED = frozenset({"unverified"})
+NOT_SCORED = frozenset({"unverified", "unlabelled"})
 
 
 def pad_to_window(wave: Wave, window_frames: int) -> Wave:
@@ -83,7 +83,7 @@ def evaluate_clips(
     """The full evaluation report (JSON-ready) of ``model`` on labelled clips."""
     cfg = config or DetectorConfig()
     thr = cfg.episodes.on_threshold
-    rows = [(c, w) for c, w in zip(clips, waves, strict=True) if c.label not in UNLABELLED]
+    rows = [(c, w) for c, w in zip(clips, waves, strict=True) if c.label not in NOT_SCORED]
     y_w: list[bool] = []
     s_w: list[float] = []
     cls_w: list[str] = []
@@ -116,7 +116,7 @@ def evaluate_clips(
     negatives = [w for c, w in rows if c.label != crying_label]
     neg_names = [c.cls for c, _ in rows if c.label != crying_label]
     report["false_alerts"] = alerts_per_hour(negatives, model, cfg, neg_names)
-    unl = [(c, w) for c, w in zip(clips, waves, strict=True) if c.label in UNLABELLED]
+    unl = [(c, w) for c, w in zip(clips, waves, strict=True) if c.label in NOT_SCORED]
     if unl:
         alerts = [run_clip(w, model, cfg).alert for _, w in unl]
         report["unverified_alert_share"] = round(float(np.mean(alerts)), 4)

@@ -21,6 +21,7 @@ from nurserycry.shared.frontend import DEFAULT_PARAMS, FrontendParams, compute_f
 
 from . import augment as aug
 from .dataset import Clip
+from .rooms import RoomBank, in_room
 from .synth import generate
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ HARD_NEGATIVE_CLASSES: Final = frozenset(
         "doorbell",
     }
 )
+
+# The label of an example from a clip without one: the teacher decides (pool.py).
+TEACHER_DECIDES: Final = -1
 
 # Human voice that is not a baby crying: with --voice-class these train as their
 # own label, so the model learns what sets a cry apart from speech, song and the like.
@@ -121,10 +125,17 @@ class ExampleConfig:
     label_map: dict[str, str] = field(default_factory=dict)  # e.g. unverified -> not_crying
     class_map: dict[str, str] = field(default_factory=dict)  # class -> label, e.g. cough -> voice
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
+    # Clips with these labels have no label of their own: the teacher gives each of
+    # their examples one (``--unlabelled DIR``, ``--unverified teacher``).
+    teacher_labels: frozenset[str] = frozenset()
+    teacher_share: float = 0.15  # share of examples drawn from them
 
     def label_of(self, clip: Clip) -> str:
         """The label a clip trains as: its class's label if mapped, else its own (mapped)."""
         return self.class_map.get(clip.cls) or self.label_map.get(clip.label, clip.label)
+
+    def teacher_labelled(self, clip: Clip) -> bool:
+        return clip.label in self.teacher_labels
 
 
 def window_samples(window_frames: int, params: FrontendParams = DEFAULT_PARAMS) -> int:
@@ -160,15 +171,22 @@ class ExampleMaker:
         crying_label: str,
         config: ExampleConfig,
         params: FrontendParams = DEFAULT_PARAMS,
+        rooms: RoomBank | None = None,
     ) -> None:
         self.cfg, self.params, self.labels = config, params, list(labels)
         self.n = window_samples(config.window_frames, params)
-        self.waves = waves
-        self.clip_label = [self.labels.index(config.label_of(c)) for c in clips]
+        self.waves, self.rooms = waves, rooms
+        self.clip_label = [
+            TEACHER_DECIDES if config.teacher_labelled(c) else self.labels.index(config.label_of(c))
+            for c in clips
+        ]
+        self.unlabelled = np.array(
+            [i for i, lab in enumerate(self.clip_label) if lab == TEACHER_DECIDES], np.int64
+        )
         self.clip_weight = np.array([config.label_weights.get(c.label, 1.0) for c in clips])
         self.cry = self.labels.index(crying_label)
         pos = [i for i, lab in enumerate(self.clip_label) if lab == self.cry]
-        neg = [i for i, lab in enumerate(self.clip_label) if lab != self.cry]
+        neg = [i for i, lab in enumerate(self.clip_label) if lab not in (self.cry, TEACHER_DECIDES)]
         if not pos or not neg:
             raise ValueError("training needs clips of the crying label and of at least one other")
         self.pos, self.pos_p = np.array(pos), self._probs(clips, waves, pos, 1.0)
@@ -207,13 +225,26 @@ class ExampleMaker:
 
     def one(self, rng: np.random.Generator) -> tuple[npt.NDArray[np.int8], int, float]:
         """One example: int8 codes ``(window_frames, n_mels)``, label index, loss weight."""
+        x, label, weight = self.one_wave(rng)
+        return compute_features(x, self.params.sample_rate, self.params).mel, label, weight
+
+    def one_wave(self, rng: np.random.Generator) -> tuple[npt.NDArray[np.float32], int, float]:
+        """One augmented excerpt as audio (what the frontend, and a teacher, hear), its
+        label index (``TEACHER_DECIDES`` for unlabelled clips) and loss weight."""
         a, rate = self.cfg.augment, self.params.sample_rate
-        if rng.random() < self.cfg.positive_share:
+        if self.unlabelled.size and rng.random() < self.cfg.teacher_share:
+            i = int(rng.choice(self.unlabelled))
+            x = aug.crop(self.waves[i], self.n, rng)
+            label, weight = TEACHER_DECIDES, float(self.clip_weight[i])
+            p_band = a.p_band_negative
+        elif rng.random() < self.cfg.positive_share:
             i = int(rng.choice(self.pos, p=self.pos_p))
             # The louder of `positive_crops` excerpts: a cry clip's pauses make
             # windows that hold no cry, and the label should mean "a cry is in here".
             crops = [aug.crop(self.waves[i], self.n, rng) for _ in range(self.cfg.positive_crops)]
             x = max(crops, key=aug.rms_db)
+            if a.p_onset and rng.random() < a.p_onset:  # the cry starts inside the window
+                x[: int(x.size * rng.uniform(0.3, 0.75))] = 0.0
             label, weight = self.cry, float(self.clip_weight[i])
             p_band = a.p_band_positive
         elif rng.random() < self.cfg.synthetic_share:
@@ -229,22 +260,27 @@ class ExampleMaker:
                 x = aug.crop(self.waves[i], self.n, rng)
             p_band = a.p_band_negative
         x = aug.set_level(x, 0.0) if aug.rms_db(x) > -150 else x
+        roomed = self.rooms is not None and a.p_room > 0 and rng.random() < a.p_room
+        if roomed and self.rooms is not None:  # the sound's own room, before any background
+            x = in_room(x, self.rooms.pick(rng, far=bool(rng.random() < a.far_share)))
         if rng.random() < a.p_mix:
             snr = rng.uniform(*a.mix_snr_db)
             x = aug.mix(x, self._negative_wave(rng), snr if label == self.cry else snr - 10)
-        if rng.random() < a.p_reverb:
+        if not roomed and rng.random() < a.p_reverb:
             x = aug.reverb(x, rng, rate, a.rt60_s)
         if rng.random() < p_band:
             x = aug.band_limit(x, rng, rate)
+        if a.p_mic and rng.random() < a.p_mic:
+            x = aug.microphone(x, rng, rate)
         level = rng.uniform(*a.rms_dbfs)
         x = aug.set_level(x, level) if aug.rms_db(x) > -150 else x
         if rng.random() < a.p_noise:
             x = aug.add_noise(x, rng, level - rng.uniform(*a.noise_snr_db))
         floor = rng.uniform(*a.floor_dbfs)
         x = aug.add_floor(x, rng, floor) if a.white_floor else aug.add_noise(x, rng, floor)
-        x = np.clip(x, -1.0, 1.0)
-        codes = compute_features(x, rate, self.params).mel
-        return codes, label, weight
+        if a.p_mp3 and rng.random() < a.p_mp3:
+            x = aug.mp3(x, rng, rate)
+        return np.clip(x, -1.0, 1.0).astype(np.float32), label, weight
 
     def batch(
         self, count: int, rng: np.random.Generator

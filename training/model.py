@@ -33,3 +33,68 @@ def build_model(
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="nurserycry_dscnn")
+
+
+def build_student(
+    window_frames: int,
+    n_mels: int,
+    n_labels: int,
+    *,
+    width: int = 32,
+    dropout: float = 0.2,
+    temporal: bool = False,
+    embedding_size: int = 0,
+    n_scores: int = 0,
+) -> Any:
+    """The same trunk with, optionally, a temporal stage and a teacher's heads.
+
+    ``temporal``: after the trunk, frequency is averaged out and two 1-D
+    convolutions run over the window's time steps (the rhythm of a cry and its
+    in-breaths across a longer window), pooled by mean and max. ``embedding_size``
+    / ``n_scores``: extra outputs ``embedding`` (linear, for a cosine loss against
+    the teacher's embedding) and ``scores`` (sigmoid, against its class scores);
+    :func:`inference_model` drops them for export.
+    """
+    inputs = keras.Input((window_frames, n_mels), name="mel")
+    x = layers.Reshape((window_frames, n_mels, 1))(inputs)
+    x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    x = layers.ReLU(6.0)(x)
+    for channels, stride in ((width * 2, 2), (width * 2, 1), (width * 4, 2), (width * 4, 1)):
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.ReLU(6.0)(x)
+        x = layers.Conv2D(channels, 1, use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.ReLU(6.0)(x)
+    if temporal:
+        steps, bands = int(x.shape[1]), int(x.shape[2])
+        x = layers.AveragePooling2D((1, bands))(x)
+        x = layers.Reshape((steps, width * 4))(x)
+        for _ in range(2):
+            x = layers.Conv1D(width * 4, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.ReLU(6.0)(x)
+        pooled = layers.Concatenate()(
+            [layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)]
+        )
+    else:
+        pooled = layers.GlobalAveragePooling2D()(x)
+    features = layers.Dropout(dropout)(pooled)
+    outputs = {
+        "probabilities": layers.Dense(n_labels, activation="softmax", name="probabilities")(
+            features
+        )
+    }
+    if embedding_size:
+        outputs["embedding"] = layers.Dense(embedding_size, name="embedding")(pooled)
+    if n_scores:
+        outputs["scores"] = layers.Dense(n_scores, activation="sigmoid", name="scores")(pooled)
+    return keras.Model(inputs, outputs, name="nurserycry_student")
+
+
+def inference_model(model: Any) -> Any:
+    """The model the hub runs: input -> label probabilities (teacher heads dropped)."""
+    if isinstance(model.output, dict):
+        return keras.Model(model.input, model.output["probabilities"], name=model.name)
+    return model

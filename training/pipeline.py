@@ -17,7 +17,7 @@ from nurserycry.shared.model import CryModel
 
 from . import plots
 from .audio import load_waves
-from .dataset import Clip, load_clips, summarise
+from .dataset import UNLABELLED, Clip, load_clips, summarise, unlabelled_clips
 from .evaluate import evaluate_clips
 from .examples import (
     VOICE_LABEL,
@@ -27,10 +27,15 @@ from .examples import (
     clip_windows,
 )
 from .export import to_float32, to_int8
+from .folds import get_fold, split_by_fold
 from .metadata import build_metadata, write_metadata, write_model_dir
+from .model import inference_model
+from .pool import build_pool
+from .rooms import room_bank
 from .splits import DEFAULT_HOLDOUT_SOURCES, Split, no_split, split_by_group, split_by_source
 from .synth import GENERATORS
-from .trainer import TrainConfig, train
+from .teacher import Teacher, YamnetTeacher
+from .trainer import TrainConfig, train, train_on_pool
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +51,14 @@ class RunConfig:
     val_fraction: float = 0.2
     holdout_sources: tuple[str, ...] = DEFAULT_HOLDOUT_SOURCES
     crying_label: str = "crying"
-    unverified: str = "negative"  # negative (low weight) | exclude
+    unverified: str = "negative"  # negative (low weight) | exclude | teacher (it labels them)
     unverified_weight: float = 0.3
+    fold: str = ""  # with split "fold": the harness fold held out (folds.py)
+    teacher: Path | None = None  # a YAMNet .tflite to distil (training only)
+    unlabelled_dirs: tuple[Path, ...] = ()  # audio without labels: the teacher labels it
+    unlabelled_weight: float = 0.5
+    pool_examples: int = 0  # > 0: draw this many examples once, train every epoch on them
+    rooms: int = 0  # simulated rooms (near and far, each) for the augment's p_room
     voice_class: bool = False  # human non-cry voice trains as its own label, "voice"
     hop_frames: int = 25
     model_version: str | None = None
@@ -63,13 +74,18 @@ def make_split(clips: list[Clip], cfg: RunConfig) -> Split:
         return split_by_source(clips, cfg.holdout_sources)
     if cfg.split == "none":
         return no_split(clips)
+    if cfg.split == "fold":
+        return split_by_fold(clips, get_fold(cfg.fold))
     raise ValueError(f"unknown split {cfg.split!r}: use group, source or none")
 
 
-def run(cfg: RunConfig) -> dict[str, Any]:
-    """Train, export and evaluate; returns the report also written to ``out/report.json``."""
+def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
+    """Train, export and evaluate; returns the report also written to ``out/report.json``.
+    The teacher is ``cfg.teacher`` (YAMNet) or, for tests, any :class:`Teacher` given."""
     started = time.time()
     clips = load_clips(cfg.data_dir, cfg.manifest, cfg.extra_dirs)
+    for folder in cfg.unlabelled_dirs:
+        clips += unlabelled_clips(folder)
     if cfg.unverified == "exclude":
         clips = [c for c in clips if c.label != "unverified"]
     waves = load_waves(clips, cfg.cache_dir)
@@ -81,21 +97,30 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     log.info("split %s: %s", split.name, split.summary(clips))
     label_map = {"unverified": "not_crying"} if cfg.unverified == "negative" else {}
     class_map = dict.fromkeys(sorted(VOICE_LABEL_CLASSES), VOICE_LABEL) if cfg.voice_class else {}
+    teacher_labels = {UNLABELLED} | ({"unverified"} if cfg.unverified == "teacher" else set())
     ex_cfg = ExampleConfig(
         **{
             **asdict(cfg.examples),
             "augment": cfg.examples.augment,
             "label_map": label_map,
             "class_map": class_map,
-            "label_weights": {"unverified": cfg.unverified_weight},
+            "label_weights": {
+                "unverified": cfg.unverified_weight,
+                UNLABELLED: cfg.unlabelled_weight,
+            },
+            "teacher_labels": frozenset(teacher_labels),
         }
     )
-    labels = sorted({ex_cfg.label_of(c) for c in clips})
+    labels = sorted({ex_cfg.label_of(c) for c in clips if not ex_cfg.teacher_labelled(c)})
     tr_clips = [clips[i] for i in split.train]
     tr_waves = [waves[i] for i in split.train]
-    maker = ExampleMaker(tr_clips, tr_waves, labels, crying_label=cfg.crying_label, config=ex_cfg)
-    val_clips = [clips[i] for i in split.val if clips[i].label != "unverified"]
-    val_waves = [waves[i] for i in split.val if clips[i].label != "unverified"]
+    rooms = room_bank(cfg.rooms, cfg.train.seed, cfg.cache_dir) if cfg.rooms else None
+    maker = ExampleMaker(
+        tr_clips, tr_waves, labels, crying_label=cfg.crying_label, config=ex_cfg, rooms=rooms
+    )
+    scored = [i for i in split.val if clips[i].label not in ("unverified", UNLABELLED)]
+    val_clips = [clips[i] for i in scored]
+    val_waves = [waves[i] for i in scored]
     validation = None
     if val_clips:
         wins = [clip_windows(w, ex_cfg.window_frames, cfg.hop_frames) for w in val_waves]
@@ -107,7 +132,28 @@ def run(cfg: RunConfig) -> dict[str, Any]:
             ]
         ).astype(np.int64)
         validation = (vx, vy)
-    model, history = train(maker, cfg.train, validation)
+    pool_summary: dict[str, Any] = {}
+    if teacher is None and cfg.teacher is not None:
+        teacher = YamnetTeacher(cfg.teacher)
+    if maker.unlabelled.size and teacher is None:
+        raise ValueError("clips without labels (--unlabelled, --unverified teacher) need --teacher")
+    if cfg.pool_examples or teacher is not None:
+        count = cfg.pool_examples or 4 * cfg.train.examples_per_epoch
+        key = "|".join([*(c.key for c in tr_clips), repr(ex_cfg), str(cfg.rooms)])
+        pool = build_pool(
+            maker,
+            count,
+            cfg.train.seed,
+            teacher=teacher,
+            cache_dir=cfg.cache_dir,
+            cache_key=key,
+        )
+        pool_summary = pool.summary(labels)
+        log.info("pool: %s", pool_summary)
+        model, history = train_on_pool(pool, maker, cfg.train, validation)
+    else:
+        model, history = train(maker, cfg.train, validation)
+    model = inference_model(model)
     rep_x, _, _ = maker.batch(400, np.random.default_rng([cfg.train.seed, 10_000]))
     float32, int8 = to_float32(model), to_int8(model, rep_x)
     training: dict[str, Any] = {
@@ -115,10 +161,21 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         "split": split.summary(clips),
         "unverified": f"{cfg.unverified} (loss weight {cfg.unverified_weight})",
         "train_config": asdict(cfg.train),
-        "examples": {k: v for k, v in asdict(ex_cfg).items() if k not in ("augment", "class_map")},
+        "examples": {
+            k: sorted(v) if isinstance(v, frozenset) else v
+            for k, v in asdict(ex_cfg).items()
+            if k not in ("augment", "class_map")
+        },
         "class_map": class_map,
         "augment": asdict(ex_cfg.augment),
         "generated_negatives": sorted(GENERATORS),
+        "teacher": (
+            {"model": teacher.name, "unlabelled": [str(d) for d in cfg.unlabelled_dirs]}
+            if teacher is not None
+            else None
+        ),
+        "pool": pool_summary,
+        "rooms": cfg.rooms,
         "seconds": round(time.time() - started),
     }
     meta = build_metadata(

@@ -72,9 +72,7 @@ def _with_output(model_path: Path, tensor: str) -> bytes:
 
 
 class YamnetTeacher:
-    chunk_samples = YAMNET_CHUNK
-    embedding_size = 1024
-    n_scores = 521
+    """YAMNet (or any TFLite graph with that embedding tensor) as a :class:`Teacher`."""
 
     def __init__(self, path: Path, *, exact: bool = False) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: PLC0415
@@ -100,8 +98,12 @@ class YamnetTeacher:
             self.interp.allocate_tensors()
             outs = self.interp.get_output_details()
             self.emb_index = int(next(o["index"] for o in outs if o["name"] == EMBEDDING_TENSOR))
-        self.in_index = int(self.interp.get_input_details()[0]["index"])
-        self.score_index = int(self.interp.get_output_details()[0]["index"])
+        inp, scores = self.interp.get_input_details()[0], self.interp.get_output_details()[0]
+        self.in_index, self.score_index = int(inp["index"]), int(scores["index"])
+        self.chunk_samples = int(inp["shape"][-1])
+        self.n_scores = int(scores["shape"][-1])
+        shapes = {t["index"]: t["shape"] for t in self.interp.get_tensor_details()}
+        self.embedding_size = int(shapes[self.emb_index][-1])
 
     def run(self, chunks: npt.NDArray[np.float32]) -> TeacherOutput:
         emb = np.empty((len(chunks), self.embedding_size), np.float32)

@@ -11,8 +11,12 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
+from nurserycry.shared.frontend import model_input
+
+from . import augment as aug
 from .examples import ExampleMaker
-from .model import build_model
+from .model import build_model, build_student
+from .pool import Pool
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,9 @@ class TrainConfig:
     dropout: float = 0.2
     seed: int = 0
     verbose: int = 1  # keras progress bar: 0 silent, 1 bar, 2 one line per epoch
+    temporal: bool = False  # a temporal stage over the window's time steps (model.py)
+    embedding_weight: float = 1.0  # loss weight of the teacher's embedding (cosine)
+    scores_weight: float = 1.0  # loss weight of the teacher's class scores (cross-entropy)
 
 
 def seed_everything(seed: int) -> None:
@@ -74,6 +81,75 @@ def train(
             epochs=epoch + 1,
             initial_epoch=epoch,
             validation_data=validation,
+            shuffle=True,
+            verbose=config.verbose,
+        )
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+    return model, history
+
+
+def train_on_pool(
+    pool: Pool,
+    maker: ExampleMaker,
+    config: TrainConfig,
+    validation: tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None = None,
+) -> tuple[Any, dict[str, list[float]]]:
+    """Train on a drawn-once pool for ``config.epochs`` epochs (fresh spectrogram masks
+    each epoch); with teacher targets in the pool, the student also learns the
+    teacher's embedding (cosine) and scores (cross-entropy) of every example."""
+    seed_everything(config.seed)
+    teacher = pool.embedding is not None and pool.scores is not None
+    model = build_student(
+        maker.cfg.window_frames,
+        maker.params.n_mels,
+        len(maker.labels),
+        width=config.width,
+        dropout=config.dropout,
+        temporal=config.temporal,
+        embedding_size=pool.embedding.shape[1] if pool.embedding is not None else 0,
+        n_scores=pool.scores.shape[1] if pool.scores is not None else 0,
+    )
+    steps = max(1, pool.labels.size // config.batch_size) * config.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
+    losses: dict[str, Any] = {"probabilities": "sparse_categorical_crossentropy"}
+    weights = {"probabilities": 1.0}
+    targets: dict[str, Any] = {"probabilities": pool.labels}
+    if teacher and pool.embedding is not None and pool.scores is not None:
+        losses |= {"embedding": keras.losses.CosineSimilarity(), "scores": "binary_crossentropy"}
+        weights |= {"embedding": config.embedding_weight, "scores": config.scores_weight}
+        targets |= {
+            "embedding": pool.embedding.astype(np.float32),
+            "scores": pool.scores.astype(np.float32),
+        }
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=losses,
+        loss_weights=weights,
+        metrics={"probabilities": ["accuracy"]},
+    )
+    ones = np.ones(pool.labels.size, np.float32)
+    sample_weight = {k: (pool.weights if k == "probabilities" else ones) for k in targets}
+    val = None
+    if validation is not None:
+        vx, vy = validation
+        val = (vx, {"probabilities": vy}) if not teacher else None
+    base = model_input(pool.codes, maker.params)
+    history: dict[str, list[float]] = {}
+    for epoch in range(config.epochs):
+        rng = np.random.default_rng([config.seed, epoch])
+        x = base.copy()
+        for k in range(x.shape[0]):
+            aug.spec_mask(x[k], rng, maker.cfg.augment)
+        log.info("epoch %d/%d on a pool of %d examples", epoch + 1, config.epochs, x.shape[0])
+        result = model.fit(
+            x,
+            targets,
+            sample_weight=sample_weight,
+            batch_size=config.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            validation_data=val,
             shuffle=True,
             verbose=config.verbose,
         )
