@@ -176,7 +176,7 @@ def mp3(x: Wave, rng: np.random.Generator, rate: int) -> Wave:
         rate,
         format="MP3",
         subtype="MPEG_LAYER_III",
-        compression_level=float(rng.uniform(0.5, 1.0)),
+        compression_level=float(rng.uniform(0.3, 0.95)),  # above ~0.999 LAME refuses 16 kHz
     )
     buf.seek(0)
     y, _ = sf.read(buf, dtype="float32")

@@ -121,10 +121,69 @@ def _validation(name: str, report: dict[str, Any], bench: dict[str, Any]) -> lis
     return [*lines, ""]
 
 
+def harness_tables(report: dict[str, Any]) -> list[str]:
+    """Markdown tables of a harness run (``harness.json``): clips, baby voice, nights."""
+    lines = [
+        "| fold (held-out cry source) | detector | clip P / R / F1 | clip ROC-AUC | window "
+        "ROC-AUC | night: episodes alerted | alert delay median / p95 | false alerts / h |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for fold, entry in report["folds"].items():
+        for name, d in entry["detectors"].items():
+            n = d["night"]
+            lines.append(
+                f"| {fold} ({d['cry_source']}, {d['cries']} cries, {d['negatives']} non-cries) "
+                f"| {name} | {_f(d['clip_precision'])} / {_f(d['clip_recall'])} / "
+                f"**{_f(d['clip_f1'])}** | **{_f(d['clip_roc_auc'])}** | "
+                f"{_f(d['window_roc_auc'])} | {n['alerted']}/{n['episodes']} (far "
+                f"{n['far_alerted']}/{n['far_episodes']}) | {_f(n['delay_median_s'], 2)} / "
+                f"{_f(n['delay_p95_s'], 2)} s | **{_f(n['false_alerts_per_hour'], 1)}** "
+                f"({n['false_alerts']} in {n['hours']:.2f} h) |"
+            )
+    keys = sorted(
+        {
+            k
+            for e in report["folds"].values()
+            for d in e["detectors"].values()
+            for k in d["baby_voice"]
+        }
+    )
+    lines += [
+        "",
+        "A baby's non-cry voice and adult laughter made baby-like (alerts / clips):",
+        "",
+        "| fold | detector | " + " | ".join(keys) + " |",
+    ]
+    lines.append("|---|---|" + "---|" * len(keys))
+    for fold, entry in report["folds"].items():
+        for name, d in entry["detectors"].items():
+            cells = [
+                f"{d['baby_voice'][k]['alerts']}/{d['baby_voice'][k]['clips']}"
+                if k in d["baby_voice"]
+                else "-"
+                for k in keys
+            ]
+            lines.append(f"| {fold} | {name} | " + " | ".join(cells) + " |")
+    lines += ["", "False alarms per negative group (clips that alerted / clips):", ""]
+    for fold, entry in report["folds"].items():
+        for name, d in entry["detectors"].items():
+            groups = ", ".join(
+                f"{g} {v['alerts']}/{v['clips']}" for g, v in d["false_alarms_per_group"].items()
+            )
+            worst = ", ".join(
+                f"{c} {v['alerts']}/{v['clips']}"
+                for c, v in list(d["false_alarms_per_class"].items())[:5]
+                if v["alerts"]
+            )
+            lines.append(f"- {fold}, {name}: {groups}; most: {worst or 'none'}")
+    return [*lines, ""]
+
+
 def render(
     model_dir: Path,
     data: dict[str, Any],
     validations: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    harness: dict[str, Any] | None = None,
 ) -> str:
     meta = ModelMetadata.read(model_dir)
     report = json.loads((model_dir / "report.json").read_text())
@@ -152,6 +211,14 @@ def render(
         f"({', '.join(tr['generated_negatives'])}): see `training/README.md`.",
         "",
     ]
+    if harness is not None:
+        lines += [
+            "## The harness (`nurserycry harness`)",
+            "",
+            *(f"- `{k}`: {v}" for k, v in harness["detectors"].items()),
+            "",
+            *harness_tables(harness),
+        ]
     return (
         "\n".join([*lines, ""])
         + "\n".join(
@@ -168,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--validation", action="append", default=[], metavar="NAME=RUN_DIR:BENCH")
+    parser.add_argument("--harness", type=Path, help="harness.json of a harness run")
     parser.add_argument(
         "--extra", type=Path, help="markdown appended verbatim (limits, retraining)"
     )
@@ -184,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     data = summarise(load_clips(args.data))
-    text = render(args.model_dir, data, vals)
+    harness = json.loads(args.harness.read_text()) if args.harness is not None else None
+    text = render(args.model_dir, data, vals, harness)
     if args.extra is not None:
         text += "\n" + args.extra.read_text()
     (args.model_dir / "MODEL_CARD.md").write_text(text)

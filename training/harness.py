@@ -74,9 +74,11 @@ class Contender:
             if (path / "model.tflite").is_file():
                 model = CryModel.load(path)
                 self.models = dict.fromkeys(FOLDS, model)
-            else:
-                self.models = {f: CryModel.load(path / f) for f in FOLDS}
+            else:  # twins; a fold without one is not scored for this detector
+                self.models = {f: CryModel.load(path / f) for f in FOLDS if (path / f).is_dir()}
                 self.twins = True
+                if not self.models:
+                    raise FileNotFoundError(f"{path}: no model.tflite and no twin folders")
 
     def describe(self) -> str:
         if self.teacher is not None:
@@ -245,6 +247,8 @@ def run_harness(
             "detectors": {},
         }
         for contender in contenders:
+            if contender.teacher is None and name not in contender.models:
+                continue
             scored = [
                 contender.score(name, f, w)
                 for f, w in tqdm(

@@ -73,7 +73,7 @@ def harness_summary(report: dict[str, Any], path: Path) -> None:
     keys = (("clip_f1", "clip F1 (hub's episode rule)"), ("clip_roc_auc", "clip ROC-AUC"))
     for ax, (key, title) in zip(axes[0][:2], keys, strict=True):
         for k, name in enumerate(names):
-            vals = [report["folds"][f]["detectors"][name][key] or 0.0 for f in folds]
+            vals = [report["folds"][f]["detectors"].get(name, {}).get(key) or 0.0 for f in folds]
             bars = ax.bar(np.arange(len(folds)) + k * width, vals, width, label=name)
             ax.bar_label(bars, fmt="%.3f", fontsize=7)
         ax.set_xticks(np.arange(len(folds)) + width * (len(names) - 1) / 2, folds)
@@ -82,10 +82,11 @@ def harness_summary(report: dict[str, Any], path: Path) -> None:
         ax.legend(fontsize=8)
     ax = axes[0][2]
     for k, name in enumerate(names):
-        nights = [report["folds"][f]["detectors"][name]["night"] for f in folds]
+        empty = {"false_alerts_per_hour": 0.0, "alerted": "-", "episodes": "-"}
+        nights = [report["folds"][f]["detectors"].get(name, {}).get("night", empty) for f in folds]
         bars = ax.bar(
             np.arange(len(folds)) + k * width,
-            [n["false_alerts_per_hour"] for n in nights],
+            [n["false_alerts_per_hour"] or 0.0 for n in nights],
             width,
             label=name,
         )
@@ -95,7 +96,7 @@ def harness_summary(report: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=8)
     for ax, fold in zip(axes[1], folds, strict=False):
         for name in names:
-            roc = report["folds"][fold]["detectors"][name]["roc"]
+            roc = report["folds"][fold]["detectors"].get(name, {}).get("roc")
             if roc:
                 ax.plot(roc["fpr"], roc["tpr"], label=name)
         ax.set_title(f"{fold}: clip ROC (highest window score)")
