@@ -113,6 +113,26 @@ def test_teacher_targets_come_from_the_very_mixture_the_student_sees(dataset: Pa
         np.testing.assert_allclose(pool.embedding[k], expected, rtol=2e-3, atol=2e-3)
 
 
+def test_cached_pools_are_reused_and_join(dataset: Path, tmp_path: Path) -> None:
+    from nurserycry.training.pool import build_pool, load_pools
+
+    maker = _maker(dataset)
+    teacher = RecordingTeacher()
+    a = build_pool(maker, 6, seed=1, teacher=teacher, cache_dir=tmp_path, cache_key="a")
+    again = build_pool(maker, 6, seed=1, teacher=teacher, cache_dir=tmp_path, cache_key="a")
+    assert len(teacher.heard) == 6  # the second call read the cache: no teacher run
+    np.testing.assert_array_equal(a.codes, again.codes)
+    build_pool(maker, 4, seed=2, teacher=teacher, cache_dir=tmp_path, cache_key="b")
+    plain = build_pool(maker, 3, seed=3, cache_dir=tmp_path / "plain", cache_key="c")
+    files = sorted(tmp_path.glob("pool-*.npz"))
+    joined = load_pools(files)
+    assert joined.labels.size == 10 and joined.embedding is not None
+    assert joined.embedding.shape == (10, 8)
+    assert plain.embedding is None
+    with pytest.raises(ValueError, match="teacher outputs"):
+        load_pools([files[0], *sorted((tmp_path / "plain").glob("pool-*.npz"))])
+
+
 def test_unlabelled_folders_join_as_teacher_labelled_data(dataset: Path, tmp_path: Path) -> None:
     from nurserycry.training.pipeline import RunConfig, run
     from nurserycry.training.trainer import TrainConfig

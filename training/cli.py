@@ -143,6 +143,15 @@ def train(argv: Sequence[str]) -> int:
         "them (default with --teacher: 4 x --examples-per-epoch)",
     )
     parser.add_argument(
+        "--pool-files",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="NPZ",
+        help="train on these cached pools (joined) instead of drawing one, e.g. the two "
+        "harness twins' pools for a model trained on everything",
+    )
+    parser.add_argument(
         "--rooms", type=int, default=0, help="simulated rooms, near and far each (0: none)"
     )
     parser.add_argument("--p-room", type=float, default=0.4, help="share of sounds put in a room")
@@ -202,6 +211,7 @@ def train(argv: Sequence[str]) -> int:
         unlabelled_dirs=tuple(args.unlabelled),
         unlabelled_weight=args.unlabelled_weight,
         pool_examples=args.pool,
+        pool_files=tuple(args.pool_files),
         rooms=args.rooms,
         voice_class=args.voice_class,
         examples=ExampleConfig(

@@ -30,7 +30,7 @@ from .export import to_float32, to_int8
 from .folds import get_fold, split_by_fold
 from .metadata import build_metadata, write_metadata, write_model_dir
 from .model import inference_model
-from .pool import build_pool
+from .pool import build_pool, load_pools
 from .rooms import room_bank
 from .splits import DEFAULT_HOLDOUT_SOURCES, Split, no_split, split_by_group, split_by_source
 from .synth import GENERATORS
@@ -58,6 +58,7 @@ class RunConfig:
     unlabelled_dirs: tuple[Path, ...] = ()  # audio without labels: the teacher labels it
     unlabelled_weight: float = 0.5
     pool_examples: int = 0  # > 0: draw this many examples once, train every epoch on them
+    pool_files: tuple[Path, ...] = ()  # train on these cached pools instead (joined)
     rooms: int = 0  # simulated rooms (near and far, each) for the augment's p_room
     voice_class: bool = False  # human non-cry voice trains as its own label, "voice"
     hop_frames: int = 25
@@ -135,9 +136,14 @@ def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
     pool_summary: dict[str, Any] = {}
     if teacher is None and cfg.teacher is not None:
         teacher = YamnetTeacher(cfg.teacher)
-    if maker.unlabelled.size and teacher is None:
+    if maker.unlabelled.size and teacher is None and not cfg.pool_files:
         raise ValueError("clips without labels (--unlabelled, --unverified teacher) need --teacher")
-    if cfg.pool_examples or teacher is not None:
+    if cfg.pool_files:
+        pool = load_pools(list(cfg.pool_files))
+        pool_summary = {"files": [p.name for p in cfg.pool_files], **pool.summary(labels)}
+        log.info("pool: %s", pool_summary)
+        model, history = train_on_pool(pool, maker, cfg.train, validation)
+    elif cfg.pool_examples or teacher is not None:
         count = cfg.pool_examples or 4 * cfg.train.examples_per_epoch
         key = "|".join([*(c.key for c in tr_clips), repr(ex_cfg), str(cfg.rooms)])
         pool = build_pool(

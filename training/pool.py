@@ -133,3 +133,16 @@ def build_pool(
         np.savez(path, **arrays)
         log.info("cached pool of %d examples in %s", count, path)
     return pool
+
+
+def load_pools(paths: list[Path]) -> Pool:
+    """Cached pools (``pool-*.npz``) joined into one, e.g. the two harness twins' pools:
+    together they draw from every clip (clips held out by neither fold twice as often)."""
+    parts = []
+    for path in paths:
+        with np.load(path) as npz:
+            parts.append({k: npz[k] for k in npz.files})
+    keys = set(parts[0])
+    if any(set(p) != keys for p in parts):
+        raise ValueError("pools to join must all have, or all lack, teacher outputs")
+    return Pool(**{k: np.concatenate([p[k] for p in parts]) for k in keys})
