@@ -204,8 +204,15 @@ def render(
         "## How this model was made",
         "",
         f"Shipped model: split `{tr['split']['name']}` ({tr['split']['description']}), "
-        f"{tr['train_config']['epochs']} epochs x {tr['train_config']['examples_per_epoch']} "
-        f"augmented examples, width {tr['train_config']['width']}, seed "
+        + (
+            f"{tr['train_config']['epochs']} epochs over a pool of "
+            f"{tr['pool']['examples']} augmented examples drawn once "
+            f"({', '.join(tr['pool'].get('files', [])) or 'drawn for this run'}), "
+            if tr.get("pool")
+            else f"{tr['train_config']['epochs']} epochs x "
+            f"{tr['train_config']['examples_per_epoch']} augmented examples, "
+        )
+        + f"width {tr['train_config']['width']}, seed "
         f"{tr['train_config']['seed']}, {tr['seconds']} s on 2 CPU cores. Unverified uploads: "
         f"{tr['unverified']}. Augmentation and generated hard negatives "
         f"({', '.join(tr['generated_negatives'])}): see `training/README.md`.",
