@@ -13,11 +13,8 @@ import keras
 from keras import layers
 
 
-def build_model(
-    window_frames: int, n_mels: int, n_labels: int, width: int = 32, dropout: float = 0.2
-) -> Any:
-    """A keras ``Model``; ``width`` is the channel count of the first stage."""
-    inputs = keras.Input((window_frames, n_mels), name="mel")
+def _trunk(inputs: Any, window_frames: int, n_mels: int, width: int) -> Any:
+    """A 3x3 conv and four depthwise + pointwise blocks; ``width * 4`` channels out."""
     x = layers.Reshape((window_frames, n_mels, 1))(inputs)
     x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization(momentum=0.9)(x)
@@ -29,6 +26,15 @@ def build_model(
         x = layers.Conv2D(channels, 1, use_bias=False)(x)
         x = layers.BatchNormalization(momentum=0.9)(x)
         x = layers.ReLU(6.0)(x)
+    return x
+
+
+def build_model(
+    window_frames: int, n_mels: int, n_labels: int, width: int = 32, dropout: float = 0.2
+) -> Any:
+    """A keras ``Model``; ``width`` is the channel count of the first stage."""
+    inputs = keras.Input((window_frames, n_mels), name="mel")
+    x = _trunk(inputs, window_frames, n_mels, width)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
@@ -56,17 +62,7 @@ def build_student(
     :func:`inference_model` drops them for export.
     """
     inputs = keras.Input((window_frames, n_mels), name="mel")
-    x = layers.Reshape((window_frames, n_mels, 1))(inputs)
-    x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=0.9)(x)
-    x = layers.ReLU(6.0)(x)
-    for channels, stride in ((width * 2, 2), (width * 2, 1), (width * 4, 2), (width * 4, 1)):
-        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        x = layers.ReLU(6.0)(x)
-        x = layers.Conv2D(channels, 1, use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        x = layers.ReLU(6.0)(x)
+    x = _trunk(inputs, window_frames, n_mels, width)
     if temporal:
         steps, bands = int(x.shape[1]), int(x.shape[2])
         x = layers.AveragePooling2D((1, bands))(x)

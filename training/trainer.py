@@ -73,20 +73,34 @@ def train(
             len(y),
             100 * np.mean(y == maker.cry),
         )
-        result = model.fit(
-            x,
-            y,
-            sample_weight=w,
-            batch_size=config.batch_size,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            validation_data=validation,
-            shuffle=True,
-            verbose=config.verbose,
-        )
-        for key, values in result.history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
+        _fit_epoch(model, (x, y, w), config, epoch, validation=validation, history=history)
     return model, history
+
+
+def _fit_epoch(
+    model: Any,
+    data: tuple[Any, Any, Any],
+    config: TrainConfig,
+    epoch: int,
+    *,
+    validation: Any,
+    history: dict[str, list[float]],
+) -> None:
+    """One epoch of ``model.fit`` on ``(x, y, sample_weight)``; appends to ``history``."""
+    x, y, w = data
+    result = model.fit(
+        x,
+        y,
+        sample_weight=w,
+        batch_size=config.batch_size,
+        epochs=epoch + 1,
+        initial_epoch=epoch,
+        validation_data=validation,
+        shuffle=True,
+        verbose=config.verbose,
+    )
+    for key, values in result.history.items():
+        history.setdefault(key, []).extend(float(v) for v in values)
 
 
 def train_on_pool(
@@ -142,17 +156,7 @@ def train_on_pool(
         for k in range(x.shape[0]):
             aug.spec_mask(x[k], rng, maker.cfg.augment)
         log.info("epoch %d/%d on a pool of %d examples", epoch + 1, config.epochs, x.shape[0])
-        result = model.fit(
-            x,
-            targets,
-            sample_weight=sample_weight,
-            batch_size=config.batch_size,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            validation_data=val,
-            shuffle=True,
-            verbose=config.verbose,
+        _fit_epoch(
+            model, (x, targets, sample_weight), config, epoch, validation=val, history=history
         )
-        for key, values in result.history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
     return model, history
