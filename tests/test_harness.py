@@ -149,3 +149,81 @@ def test_frigate_rule_alerts_once_per_cooldown() -> None:
     alerts = frigate_alerts(scores)
     ends = [(i * YAMNET_HOP + YAMNET_CHUNK) / RATE for i in (10, 200)]
     assert alerts == pytest.approx(ends)
+
+
+class _CryTeacher:
+    """A stand-in for YAMNet: a chunk is a cry when 300-1500 Hz hold a sixth of its energy."""
+
+    chunk_samples, embedding_size, n_scores, name = 15_600, 4, 521, "fake"
+
+    def run(self, chunks):  # type: ignore[no-untyped-def]
+        from nurserycry.training.teacher import TeacherOutput
+
+        scores = np.zeros((len(chunks), 521), np.float32)
+        for i, c in enumerate(chunks):
+            total = 10 * np.log10(np.mean(np.square(c, dtype=np.float64)) + 1e-20)
+            in_band = _band_db(c, 0.0, c.size / RATE) - total  # share of 300-1500 Hz, dB
+            scores[i, 20] = 0.95 if in_band > -8 else 0.0
+        return TeacherOutput(np.zeros((len(chunks), 4), np.float32), scores)
+
+
+@pytest.mark.slow
+def test_harness_run_scores_every_detector_on_every_fold(tmp_path: Path) -> None:
+    from nurserycry.training import plots
+    from nurserycry.training.card import harness_tables
+    from nurserycry.training.dataset import Clip
+    from nurserycry.training.folds import FOLDS
+    from nurserycry.training.harness import Contender, run_harness
+    from nurserycry.training.night import NightConfig
+
+    rng = np.random.default_rng(4)
+    t = np.arange(3 * RATE) / RATE
+    clips, waves = [], []
+    for fold in FOLDS.values():
+        for k in range(3):
+            clips.append(
+                Clip(
+                    Path(f"{fold.name}c{k}"),
+                    "crying",
+                    "infant_cry",
+                    f"{fold.name}:c{k}",
+                    source=fold.cry_source,
+                    orig_sr=16_000,
+                )
+            )
+            waves.append(cry_like(rng, 3.0) * 0.3)
+        for k, src in enumerate(sorted(fold.sources)):
+            cls = "ambient_fan" if src in fold.background else ("laughter" if k == 0 else "hum")
+            clips.append(
+                Clip(
+                    Path(f"{fold.name}n{k}"),
+                    "not_crying",
+                    cls,
+                    f"{fold.name}:n{k}",
+                    source=src,
+                    orig_sr=16_000,
+                )
+            )
+            hum = 0.1 * np.sin(2 * np.pi * 90 * t) + 1e-3 * rng.standard_normal(t.size)
+            waves.append(hum.astype(np.float32))
+    contenders = [Contender("fake_yamnet", teacher=_CryTeacher())]
+    night = NightConfig(minutes=3.5, quiet_between_s=(62.0, 66.0), episode_s=(6.0, 8.0))
+    report = run_harness(clips, waves, contenders, streams=1, night=night, cache_dir=tmp_path)
+    assert set(report["folds"]) == set(FOLDS)
+    for entry in report["folds"].values():
+        det = entry["detectors"]["fake_yamnet"]
+        assert det["cries"] == 3 and det["clip_recall"] == 1.0 and det["clip_precision"] == 1.0
+        assert det["clip_roc_auc"] == 1.0
+        night_rep = det["night"]
+        assert night_rep["episodes"] >= 2
+        assert night_rep["alerted"] == night_rep["episodes"]  # the fake hears every cry ...
+        assert night_rep["false_alerts"] == 0  # ... and nothing else
+        assert 0 < night_rep["delay_median_s"] < 3
+    assert (
+        "laughter_x1.6"
+        in report["folds"]["second_source"]["detectors"]["fake_yamnet"]["baby_voice"]
+    )
+    text = "\n".join(harness_tables(report))
+    assert "| second_source" in text and "fake_yamnet" in text
+    plots.harness_summary(report, tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
