@@ -166,8 +166,8 @@ def test_unlabelled_folders_join_as_teacher_labelled_data(dataset: Path, tmp_pat
 def test_training_on_a_pool_without_teacher_and_a_longer_temporal_window(
     dataset: Path, tmp_path: Path
 ) -> None:
-    from nurserycry.hub.inference import CryModel
     from nurserycry.shared.frontend import DEFAULT_PARAMS
+    from nurserycry.shared.model import CryModel
     from nurserycry.training.examples import ExampleConfig
     from nurserycry.training.pipeline import RunConfig, run
     from nurserycry.training.trainer import TrainConfig

@@ -36,10 +36,9 @@ import numpy.typing as npt
 import soxr
 from tqdm import tqdm
 
-from nurserycry.hub.classify import detect
-from nurserycry.hub.inference import CryModel
-from nurserycry.shared.detector import DetectorConfig
+from nurserycry.shared.detector import DetectorConfig, detect
 from nurserycry.shared.frontend import Features, compute_features
+from nurserycry.shared.model import CryModel
 
 from . import metrics
 from .dataset import CRYING, Clip
