@@ -206,8 +206,9 @@ def detect(
 ) -> StreamResult:
     """Run frames (in any chunking) through the hub's detector and ``model``.
 
-    ``params`` are the frontend parameters the frames were computed with: a
-    loaded model's own (``CryModel.params``), never silently the defaults."""
+    ``params`` are the frontend parameters the frames were computed with; for a
+    loaded model pass its own (``CryModel.params``), as ``classify`` does (the
+    default is the standard frontend, which every model so far was trained on)."""
     detector = NurseryDetector(config, params)
     frame_s = params.hop_length / params.sample_rate
     ends: list[float] = []
