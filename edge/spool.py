@@ -6,22 +6,32 @@ broker's PUBACK. A committed write survives SIGKILL and power loss
 (``synchronous=FULL`` fsyncs the WAL on every commit).
 
 By default (``sync_s=0``, write-through) every append is committed before it
-can be published, so numbering after any crash continues exactly. That costs
-the disk ~25 KB written per message (~45 KiB/s, ~3.8 GB a day, measured), a
-lot for an SD card. **Write-behind** (``sync_s`` > 0, e.g. 1 s) holds a new
-message in memory and publishes it from there; only a message still
-unacknowledged after ``sync_s`` is written (while the broker is away: all of
-them, one transaction per ``sync_s``). A broker that acknowledges in time costs
-no disk writes at all. The price: a crash or power cut loses at most the last
-``sync_s`` of unacknowledged messages (on top of the audio still in the capture
-ring, lost in any design), and numbering then resumes past a reservation.
+can be published. That costs the disk ~25 KB written per message (~45 KiB/s,
+~3.8 GB a day, measured), a lot for an SD card. **Write-behind** (``sync_s`` >
+0, e.g. 1 s) holds a new message in memory and publishes it from there; only a
+message still unacknowledged after ``sync_s`` is written (while the broker is
+away: all of them, one transaction per ``sync_s``). A broker that acknowledges
+in time costs no disk writes at all. The price: a crash or power cut loses at
+most the last ``sync_s`` of unacknowledged messages (on top of the audio still
+in the capture ring, lost in any design).
 
-The spool also holds the stream's identity: the random ``stream`` id, the next
-``seq``, and a consistent ``(next_frame, end_time)`` pair, so numbering goes on
-after a restart without reusing a number. Under write-behind the next ``seq``
-is *reserved* ahead (``reserve`` numbers per commit) so a crash can never
-reuse a number already sent; after a crash numbering resumes past the
-reservation (the hub sees a gap), after a clean :meth:`close` exactly.
+**Numbering.** The spool holds the stream's identity: the random ``stream`` id,
+the next ``seq``, and a consistent ``(next_frame, end_time)`` pair. The hub
+drops a message whose ``(stream, seq)`` it has seen, so a number must never be
+used twice for different audio, whatever the disk did. A restart goes on with
+the stream on disk only if the run before ended with a clean :meth:`close`
+(the file says ``closed``; the first write of every run clears it). After any
+other end (crash, power cut, SIGKILL, or a close the disk refused) the numbers
+handed out after the last write are unknown: they may be far beyond anything
+on disk (under write-behind nothing is written while the broker keeps up, and a
+full disk holds the spool in memory for hours), so numbering goes on in a
+**new stream** (a new random id; ``seq`` continues above every row on disk,
+which keep their own stream and are still delivered). If even the first write
+fails, the stream on disk still says ``closed`` and this run must leave it
+alone: it numbers in a new stream too. Why not resume past a reservation of
+numbers (what this did before)? The reservation itself must reach the disk,
+and when the disk is full it cannot; a new id needs nothing from the disk, and
+the hub takes a new stream from a nursery as an edge restart (hub README).
 
 Bounded by payload bytes: when an append would exceed the bound, the oldest
 messages are deleted and counted in ``dropped`` (persisted too).
@@ -45,7 +55,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nurserycry.shared.durable_queue import DurableQueue, Row
@@ -74,7 +84,6 @@ class Spool:
         max_bytes: int,
         *,
         sync_s: float = 0.0,
-        reserve: int = 1200,
         memory_max_bytes: int = MEMORY_MAX_BYTES,
         retry_s: float = 5.0,
     ) -> None:
@@ -84,7 +93,6 @@ class Spool:
         self.max_bytes = max_bytes
         self.memory_max_bytes = min(memory_max_bytes, max_bytes)
         self.sync_s = sync_s
-        self.reserve = reserve
         self._lock = threading.Lock()
         self._warn = RateLimitedWarnings(log)
         self._disk = DurableQueue(path, what="edge spool", synchronous="FULL", retry_s=retry_s)
@@ -92,20 +100,28 @@ class Spool:
         self._pending_bytes = 0
         self._unerased: set[int] = set()  # acknowledged, but the disk could not delete them yet
         meta = dict(self._disk.meta)
-        if "stream" not in meta:
-            meta = {"stream": secrets.token_hex(8), "next_seq": "0", "next_frame": "0"}
-            self._disk.put([], meta)
-        next_seq = max(int(meta["next_seq"]), int(meta.get("reserved", "0")))
-        if int(meta.get("reserved", "0")) > int(meta["next_seq"]):
-            log.info("spool %s was not closed cleanly: seq resumes at %d", path, next_seq)
+        intact = "stream" in meta and meta.get("closed") == "1"
+        if "stream" in meta and not intact:
+            log.warning(
+                "spool %s was not closed cleanly (crash, power cut, kill): the numbers handed "
+                "out after its last write are unknown, so numbering goes on as a new stream "
+                "(its %d unsent message(s) keep theirs)",
+                path,
+                len(self._disk),
+            )
         self._state = StreamState(
-            meta["stream"],
-            next_seq,
-            int(meta["next_frame"]),
+            meta["stream"] if intact else secrets.token_hex(8),
+            # above every row on disk (`reserved`: a spool written by an older version)
+            max(int(meta.get("next_seq", "0")), int(meta.get("reserved", "0"))),
+            int(meta.get("next_frame", "0")),
             float(meta["end_time"]) if "end_time" in meta else None,
         )
-        self._reserved = next_seq  # seqs below this are covered by what is on disk
         self._dropped = int(meta.get("dropped", "0"))
+        # Claim the stream: until the next clean close the file says it is in use. If the
+        # disk refuses, the stream it holds stays "closed" for a later start to go on
+        # with, so this run must not number in it: a fresh stream instead.
+        if not self._write(0) and intact:
+            self._state = replace(self._state, stream=secrets.token_hex(8))
         if len(self._disk):
             log.info("spool %s holds %d message(s) from before", path, len(self._disk))
 
@@ -150,8 +166,6 @@ class Spool:
             self._state = state
             if self.sync_s <= 0:
                 self._write(len(self._pending))
-            elif state.next_seq > self._reserved:
-                self._write(0)  # reserve numbers ahead: one small commit per `reserve`
             dropped += self._cap_memory()
             self._dropped += dropped
         if dropped:
@@ -204,20 +218,20 @@ class Spool:
         self._pending_bytes -= len(payload)
         return 1
 
-    def _write(self, n: int, exact: bool = False) -> bool:
-        """Commit the ``n`` oldest held messages and the stream state (lock held); False:
-        the disk refused, they stay held."""
+    def _write(self, n: int, closing: bool = False) -> bool:
+        """Commit the ``n`` oldest held messages and the stream state (``closing``: marked
+        closed cleanly) (lock held); False: the disk refused, they stay held."""
         rows: list[tuple[int | None, str, bytes]] = []
         for seq, (topic, payload, _added) in self._pending.items():
             if len(rows) >= n:
                 break
             rows.append((seq, topic, payload))
         st = self._state
-        reserved = st.next_seq if exact or self.sync_s <= 0 else st.next_seq + self.reserve
         meta = {
+            "stream": st.stream,
             "next_seq": str(st.next_seq),
             "next_frame": str(st.next_frame),
-            "reserved": str(reserved),
+            "closed": "1" if closing else "0",
             "dropped": str(self._dropped),
         }
         if st.end_time is not None:
@@ -227,7 +241,6 @@ class Spool:
         for _ in rows:
             _seq, (_t, payload, _a) = self._pending.popitem(last=False)
             self._pending_bytes -= len(payload)
-        self._reserved = reserved
         return True
 
     # -- publisher thread -----------------------------------------------
@@ -275,11 +288,11 @@ class Spool:
         return max(0, done[0] - erased_before)
 
     def close(self) -> None:
-        """Write what is held and the exact numbering (no reservation), then close."""
+        """Write what is held and the exact numbering, marked closed cleanly, then close."""
         with self._lock:
             if self._unerased:
                 self._erase([])
-            if not self._write(len(self._pending), exact=True) and self._pending:
+            if not self._write(len(self._pending), closing=True) and self._pending:
                 log.error(
                     "could not save %d message(s) held in memory to %s: they are lost",
                     len(self._pending),

@@ -16,8 +16,8 @@ One run is *in use*: its messages go to the detector, in order:
 Anything else starts or continues *another* run: a far jump of ``seq`` (one
 forged message with ``seq`` 2^31 must not blind the nursery), a number reused
 for newer audio (an SD-card image restored on the Pi: its spool numbers again
-from an old ``seq``), another stream id (the agent got a new spool, or a
-second agent runs for the same nursery). Another run is put in use only
+from an old ``seq``), another stream id (the agent restarted after a crash or got
+a new spool, or a second agent runs for the same nursery). Another run is put in use only
 
 * when the run in use has been silent for ``stream_idle_s`` (an edge restarted
   or came back: its first message is used at once), or
@@ -28,7 +28,9 @@ second agent runs for the same nursery). Another run is put in use only
 When a run is put in use, what it sent since the run in use last spoke (at
 least its last ``promote_after`` messages, at most ``MAX_WAITING``) is delivered
 first; the rest, sent while the other was live, is counted as ``other_stream``.
-Two live runs at once (two agents for one nursery) are logged as a WARNING.
+An older run speaking while a newer one is in use and live (two agents for one
+nursery) is logged as a WARNING; a newer one taking over is not (an edge restarted
+after a crash sends its old stream's spooled backlog, then numbers in a new one).
 
 Capture times: a message more than ``max_ahead_s`` ahead of the hub's clock
 is shifted back to the hub's clock (its run keeps the shift, so the stream stays
@@ -67,7 +69,7 @@ from .counters import Counters, Rejections
 
 log = logging.getLogger(__name__)
 
-MAX_JUMP: Final = 4096  # seq further ahead: another run, not a gap (> the edge's 1200 reserve)
+MAX_JUMP: Final = 4096  # seq further ahead: another run, not a gap
 MAX_RUNS: Final = 8  # runs remembered per nursery (least recently heard forgotten)
 MAX_WAITING: Final = 32  # messages a run not in use keeps (16 s of a live edge)
 _FRAME_S: Final = 0.02  # 50 frames a second (the frontend's hop)
@@ -311,7 +313,27 @@ class Ingest:
             out += self._place(run, item)
         else:
             self._wait(run, item)
+            self._two_agents(item.nursery, nur, run, now)
         return out
+
+    def _two_agents(self, name: str, nur: _Nursery, run: _Run, now: float) -> None:
+        """An older run speaks while a newer one is in use and live: two agents. (A newer
+        run taking over from a live one is not enough: an edge restarted after a crash
+        sends its old stream's spooled backlog, then its new stream.)"""
+        active = nur.active
+        if (
+            active is not None
+            and active.born > run.born
+            and now - active.last_seen < self.stream_idle_s
+        ):
+            self._warn.warn(
+                (name, "streams"),
+                "two edge agents stream for nursery %s (stream %s and %s): using the "
+                "newer; give each agent its own nursery name",
+                name,
+                run.stream,
+                active.stream,
+            )
 
     def _match(self, nur: _Nursery, msg: AudioFeatures) -> tuple[_Run | None, bool]:
         """The run this message belongs to, and whether it is behind (a repeat)."""
@@ -380,15 +402,6 @@ class Ingest:
         out: list[Accepted] = []
         if active is not None:
             out += self._release(active, force=True)
-            if not idle:
-                self._warn.warn(
-                    (name, "streams"),
-                    "two edge agents stream for nursery %s (stream %s and %s): using the "
-                    "newer; give each agent its own nursery name",
-                    name,
-                    active.stream,
-                    run.stream,
-                )
             if active.stream != run.stream:
                 self.counters.add("new_streams")
         nur.active = run

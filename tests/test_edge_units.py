@@ -13,6 +13,7 @@ from nurserycry.edge.features import FeatureBuilder
 from nurserycry.edge.ring import Block, Ring
 from nurserycry.edge.settings import EdgeSettings
 from nurserycry.edge.spool import Spool, StreamState
+from nurserycry.shared.durable_queue import DurableQueue
 from nurserycry.shared.errors import ConfigError
 from nurserycry.shared.frontend import compute_features
 from nurserycry.shared.schemas import AudioFeatures
@@ -80,9 +81,9 @@ def test_spool_persists_messages_and_numbering(tmp_path: Path) -> None:
     again.close()
 
 
-def test_spool_write_behind_spares_the_disk_and_never_reuses_a_seq(tmp_path: Path) -> None:
+def test_spool_write_behind_spares_the_disk_and_never_reuses_a_number(tmp_path: Path) -> None:
     path = tmp_path / "s.spool"
-    spool = Spool(path, 10_000, sync_s=1.0, reserve=100)
+    spool = Spool(path, 10_000, sync_s=1.0)
     stream = spool.state.stream
     for seq in range(5):
         spool.append([(seq, "t", b"x" * 10)], StreamState(stream, seq + 1, 25 * seq, None))
@@ -93,19 +94,45 @@ def test_spool_write_behind_spares_the_disk_and_never_reuses_a_seq(tmp_path: Pat
     spool.append([(5, "t", b"y"), (6, "t", b"z")], StreamState(stream, 7, 175, None))
     # a crash now (no close): 5 and 6 were only in memory; 3 and 4 are on disk
     crashed = Spool(path, 10_000)
-    assert [m.seq for m in crashed.peek(-1, 10)] == [3, 4]
-    assert crashed.state.next_seq > 6 and crashed.state.stream == stream  # no seq reused
+    assert [(m.seq, m.payload) for m in crashed.peek(-1, 10)] == [(3, b"x" * 10), (4, b"x" * 10)]
+    # 5 and 6 may have reached the hub: (stream, 5) must never be used again
+    assert crashed.state.stream != stream and crashed.state.next_seq == 5  # above 3 and 4
     crashed.close()
     spool._disk.close()
+    again = Spool(path, 10_000)  # after a clean close: the same stream, exactly
+    assert again.state == crashed.state
+    again.close()
+
+
+def test_spool_that_cannot_claim_its_stream_numbers_in_a_new_one(tmp_path: Path) -> None:
+    """The disk refuses the first write of a run: the file still says "closed cleanly",
+    so a later start will go on with that stream; this run must not number in it."""
+    path = tmp_path / "s.spool"
+    first = Spool(path, 10_000)
+    stream = first.state.stream
+    first.append([(0, "t", b"a")], StreamState(stream, 1, 25, None))
+    first.close()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DurableQueue, "put", lambda *_a, **_k: False)  # a full disk
+        refused = Spool(path, 10_000)
+        refused_stream = refused.state.stream
+        assert refused_stream != stream and refused.state.next_seq == 1
+        refused.append([(1, "t", b"b")], StreamState(refused_stream, 2, 50, None))
+        refused._disk.close()  # killed before the disk took a write
+    later = Spool(path, 10_000)
+    assert later.state.stream == stream and later.state.next_seq == 1  # never used by it
+    later.close()
 
 
 def test_spool_write_through(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.spool", 10_000, sync_s=0)
-    spool.append([(0, "t", b"a")], StreamState(spool.state.stream, 1, 25, None))
+    stream = spool.state.stream
+    spool.append([(0, "t", b"a")], StreamState(stream, 1, 25, None))
     assert spool.disk_depth == 1
     spool._disk.close()  # a crash: the committed message and numbering survive
     again = Spool(tmp_path / "s.spool", 10_000, sync_s=0)
     assert again.state.next_seq == 1 and [m.seq for m in again.peek(-1, 5)] == [0]
+    assert again.state.stream != stream  # a disk refusing might have held more in memory
     again.close()
 
 

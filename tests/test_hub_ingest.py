@@ -210,14 +210,43 @@ def test_a_second_live_stream_wins_only_while_live_and_the_first_returns(
         assert seqs(ing, "n1", 0, 1, stream=twin) == []  # not live yet: the real one goes on
         assert seqs(ing, "n1", 5) == [5]
         assert seqs(ing, "n1", 2, stream=twin) == [0, 1, 2]  # live and newer: it wins
+        assert "two edge agents" not in caplog.text  # (an edge restarted in a new stream)
+        assert seqs(ing, "n1", 6) == []  # the real edge waits, numbering kept
+    # ... but it goes on speaking while the newer one is live: two agents
     assert "two edge agents stream for nursery n1" in caplog.text
-    assert seqs(ing, "n1", 6) == []  # the real edge waits, numbering kept
     assert seqs(ing, "n1", 3, stream=twin) == [3]
     clock.now = 6.0  # the twin stopped
     got = ing.feed("nurserycry/n1/features", payload("n1", 7))
     assert [(a.msg.seq, a.restart) for a in got] == [(6, True), (7, False)]
     assert seqs(ing, "n1", 8, 9) == [8, 9]  # and stays in use
     assert ing.counters.get("duplicates") == 0 and ing.counters.get("out_of_order") == 0
+
+
+def test_a_restarted_edge_drains_its_old_stream_then_is_heard_in_the_new_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After a crash the edge numbers in a new stream (edge/spool.py), but first sends
+    what its spool kept of the old one. The old stream's backlog is used to its end, then
+    the new stream's audio: nothing dropped, no gap, no "two agents" warning."""
+    clock = Clock()
+    ing = make(clock=clock)
+    old, new = "abcdef01", "bbbbbbbb"
+    assert seqs(ing, "n1", *range(10), stream=old) == list(range(10))
+    # the broker goes away: 10..29 reach the spool; then a kill, and a restart 8 s on
+    clock.now = 8.0  # sends the spooled backlog first, then the new stream
+    with caplog.at_level(logging.WARNING):
+        assert seqs(ing, "n1", *range(10, 30), stream=old) == list(range(10, 30))
+        got = []
+        for n in range(30, 40):  # numbering goes on above the spooled rows
+            msg = features("n1", n, stream=new)
+            msg = msg.model_copy(update={"t0": msg.t0 + 30.0})  # 30 s later audio
+            got += ing.feed("nurserycry/n1/features", msg.encode())
+    assert [(a.msg.stream, a.msg.seq) for a in got] == [(new, n) for n in range(30, 40)]
+    assert got[0].restart and not any(a.restart for a in got[1:])
+    assert "two edge agents" not in caplog.text
+    c = ing.counters
+    assert c.get("new_streams") == 1 and ing.stream_in_use("n1") == new
+    assert c.get("duplicates") == c.get("other_stream") == c.get("gaps") == 0
 
 
 def test_one_stray_message_of_another_stream_changes_nothing() -> None:
