@@ -367,7 +367,8 @@ def test_a_far_seq_and_a_clock_in_2096_neither_blind_nor_misdate(
             msg = features("future", seq).model_copy(update={"t0": year_2096 + seq * 0.5})
             future.raw(future.topic, msg.encode())  # an edge whose clock says 2096 (#14.6)
         wait_for(lambda: hub.backlog == 0 and hub.counters.get("windows") >= 58, 20, "windows")
-        wait_for(lambda: len(watcher.on("nurserycry/future/state")) >= 2, 20, "states")
+        # one state at least: a burst scored in one batch may give only one (rate-limited)
+        wait_for(lambda: len(watcher.on("nurserycry/future/state")) >= 1, 20, "states")
         status = wait_for(
             lambda: next(
                 (
