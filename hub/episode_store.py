@@ -5,9 +5,14 @@ One small JSON file (``episode_state``), replaced atomically (write, fsync, rena
 before an episode's started or ended event goes out and at most once a second while
 one is open. On start the hub reads it back: the open episode goes on if the
 nursery's next windows follow within ``release_s``, else it ends at its last crying
-window (an ``ended`` event and row); a new episode within ``cooldown_s`` of the last
-end raises no alert. A file that cannot be read is moved aside with a WARNING: the hub starts
-without it (that only risks one repeated alert).
+window (an ``ended`` event and row); a new episode within ``cooldown_s`` of the end of
+the last alerted one raises no alert. A file that cannot be read is moved aside with a
+WARNING: the hub starts without it (that only risks one repeated alert).
+
+Version 2 keeps ``last_alert_end``, the end of the last episode that alerted. A version 1
+file (before the cooldown ran from alerted episodes only) kept ``last_end``, the end of the
+last episode alerted or not; it loads as the cooldown's start, which holds an alert back at
+most ``cooldown_s`` after that end, as any cooldown may.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from nurserycry.shared.episodes import Episode, TrackerMemory
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2
+_READS = (1, 2)  # version 1: ``last_end`` instead of ``last_alert_end``
 
 
 class EpisodeStore:
@@ -41,9 +47,10 @@ class EpisodeStore:
             return {}
         try:
             body = json.loads(raw)
-            if body.get("v") != VERSION:
-                raise ValueError(f"unknown version {body.get('v')!r}")
-            out = {str(name): _memory(m) for name, m in body["nurseries"].items()}
+            version = body.get("v")
+            if version not in _READS:
+                raise ValueError(f"unknown version {version!r}")
+            out = {str(name): _memory(m, version) for name, m in body["nurseries"].items()}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             aside = self.path.with_name(self.path.name + ".unreadable")
             os.replace(self.path, aside)
@@ -77,7 +84,7 @@ class EpisodeStore:
         return True
 
 
-def _memory(m: dict[str, Any]) -> TrackerMemory:
+def _memory(m: dict[str, Any], version: int) -> TrackerMemory:
     ep = m["open"]
     episode = None
     if ep is not None:
@@ -89,7 +96,8 @@ def _memory(m: dict[str, Any]) -> TrackerMemory:
             float(ep["peak"]),
             bool(ep["alert"]),
         )
-    last_end, prev_end = m["last_end"], m["prev_end"]
+    last_end = m["last_end" if version == 1 else "last_alert_end"]
+    prev_end = m["prev_end"]
     return TrackerMemory(
         episode,
         float(m["last_alive"]),

@@ -51,6 +51,59 @@ def test_cooldown_marks_second_alert() -> None:
     assert [e.alert for e in starts] == [True, False, True]
 
 
+def bursts(starts: list[float], cfg: EpisodeConfig, p: float = 0.95) -> list[EpisodeChange]:
+    """A 3 s burst of windows at ``p`` at each start (seconds), quiet in between."""
+    tracker = EpisodeTracker(cfg)
+    out: list[EpisodeChange] = []
+    hot = [(s, s + 3.0) for s in starts]
+    for i in range(int((max(starts) + 20) / 0.5)):
+        t = i * 0.5
+        out += tracker.update(t, t + 1.0, p if any(a <= t < b for a, b in hot) else 0.0)
+    return out + tracker.finish()
+
+
+def test_a_non_alerting_episode_does_not_extend_the_cooldown() -> None:
+    """A TV or a cat opening an episode every 50 s must not keep a cry quiet forever: the
+    cooldown runs from the end of the last episode that ALERTED (it was chained before)."""
+    cfg = EpisodeConfig(release_s=2.0, cooldown_s=60.0)
+    changes = bursts([10.0, 60.0, 110.0, 160.0, 210.0], cfg)
+    ended = [c.episode for c in changes if c.kind == "ended"]
+    assert [(e.start, e.end) for e in ended][:2] == [(10.0, 13.5), (60.0, 63.5)]
+    # 60 starts 46.5 s after the alerted end (13.5): no alert, and the cooldown stays put, so
+    # 110 (96.5 s after it) alerts; chained from 63.5 it was held back, as was every later one
+    assert [e.alert for e in ended] == [True, False, True, False, True]
+
+
+def test_suppression_lasts_at_most_the_cooldown_after_an_alerted_end() -> None:
+    """Bounded: every episode alerts unless an ALERTED one ended under cooldown_s before it
+    started, whatever came between (bursts every 7-50 s, on a seeded schedule)."""
+    cfg = EpisodeConfig(release_s=2.0, cooldown_s=60.0)
+    rng = np.random.default_rng(0)
+    starts = list(np.cumsum(rng.uniform(7.0, 50.0, 40)))
+    ended = [c.episode for c in bursts(starts, cfg) if c.kind == "ended"]
+    assert len(ended) == 40
+    alerted_end: float | None = None
+    for e in ended:
+        assert e.end is not None
+        assert e.alert is (alerted_end is None or e.start - alerted_end >= cfg.cooldown_s)
+        if e.alert:
+            alerted_end = e.end
+    assert 8 <= sum(e.alert for e in ended) < 30  # both kinds, over ~19 minutes
+    # at the edge: 59.5 s after the alerted end is held back, 60 s is not
+    for gap, alert in ((59.5, False), (60.0, True)):
+        two = [c.episode for c in bursts([10.0, 13.5 + gap], cfg) if c.kind == "ended"]
+        assert two[0].end == 13.5 and [e.alert for e in two] == [True, alert]
+
+
+def test_default_on_threshold_is_0_9() -> None:
+    """A run of 0.85 windows was an episode at the old 0.8; with the defaults it is not."""
+    probs = [0.1] * 4 + [0.85] * 20 + [0.1] * 30
+    assert EpisodeConfig().on_threshold == 0.9
+    assert run(probs) == []
+    assert [c.kind for c in run(probs, EpisodeConfig(on_threshold=0.8))] == ["started", "ended"]
+    assert [c.kind for c in run([0.1] * 4 + [0.9] * 20 + [0.1] * 30)] == ["started", "ended"]
+
+
 def test_min_episode_length_delays_alert() -> None:
     cfg = EpisodeConfig(onset_n=1, onset_m=1, min_episode_s=2.0)
     changes = run([0.0, 0.9, 0.9, 0.9, 0.9] + [0.0] * 20, cfg)
@@ -128,3 +181,23 @@ def test_a_hole_or_a_step_back_in_time_ends_the_episode(jump: float) -> None:
     first, second = out[1].episode, out[3].episode
     assert first.duration < 5 and second.duration < 5
     assert second.alert is (jump > 0)  # going back in time is within the cooldown
+
+
+@pytest.mark.parametrize(("after_s", "alert"), [(50.0, True), (30.0, False)])
+def test_a_clock_stepped_back_holds_alerts_back_no_longer_than_the_cooldown(
+    after_s: float, alert: bool
+) -> None:
+    """Time going back a day keeps only what was left of the cooldown (44 s here): a cry
+    50 s after the step alerts, one 30 s after it does not. (Measured from the alerted
+    end's old time, the cooldown would have lasted a day.)"""
+    tracker = EpisodeTracker(EpisodeConfig(release_s=2.0, cooldown_s=60.0))
+    out: list[EpisodeChange] = []
+    for i in range(40):  # a cry from 0 s, ending at 4.5 s; quiet windows to 20.5 s
+        t = i * 0.5
+        out += tracker.update(t, t + 1.0, 0.95 if t < 4.0 else 0.0)
+    for i in range(200):  # a day earlier: quiet, and a 4 s cry after_s into it
+        t = 20.0 - 86_400.0 + i * 0.5
+        out += tracker.update(t, t + 1.0, 0.95 if after_s <= i * 0.5 < after_s + 4 else 0.0)
+    out += tracker.finish()
+    ended = [c.episode for c in out if c.kind == "ended"]
+    assert [e.alert for e in ended] == [True, alert]

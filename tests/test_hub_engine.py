@@ -419,3 +419,64 @@ def test_a_whole_episode_inside_one_batch_still_shows_crying_then_not() -> None:
     out = engine.process(batch)
     seen = [(s.state, s.crying) for s in [*out.transitions, *out.states.values()]]
     assert ("crying", True) in seen and seen[-1][1] is False
+
+
+def test_episode_state_keeps_the_last_alerted_end_and_still_reads_version_1(
+    tmp_path: Path,
+) -> None:
+    """The cooldown runs from the last ALERTED end: that is what episodes.json keeps (v2,
+    ``last_alert_end``); a v1 file (``last_end``) written before still loads, as that."""
+    from nurserycry.hub.episode_store import EpisodeStore
+    from nurserycry.shared.episodes import EpisodeTracker
+
+    cfg = EpisodeConfig(release_s=2.0, cooldown_s=60.0)
+
+    def feed(tracker: EpisodeTracker, start: float, cry: tuple[float, float]) -> list[bool]:
+        alerts = []
+        for i in range(60):
+            t = start + i * 0.5
+            hot = cry[0] <= t < cry[1]
+            alerts += [
+                c.episode.alert for c in tracker.update(t, t + 1, 0.95 * hot) if c.kind == "ended"
+            ]
+        return alerts
+
+    tracker = EpisodeTracker(cfg)
+    assert feed(tracker, 0.0, (0.0, 3.0)) + feed(tracker, 30.0, (40.0, 43.0)) == [True, False]
+    path = tmp_path / "episodes.json"
+    assert EpisodeStore(path).save({"n1": tracker.memory()})
+    body = json.loads(path.read_text())
+    assert body["v"] == 2 and body["nurseries"]["n1"]["last_alert_end"] == 3.5  # not 43.5
+    again = EpisodeTracker(cfg)
+    again.recall(EpisodeStore(path).load()["n1"])
+    assert again.memory() == tracker.memory()
+    assert feed(again, 60.0, (64.0, 67.0)) == [True]  # 60.5 s after the alerted end
+
+    path.write_text(
+        json.dumps(
+            {
+                "v": 1,
+                "nurseries": {
+                    "n1": {
+                        "open": {
+                            "index": 4,
+                            "start": 1.0,
+                            "alert_at": 2.0,
+                            "end": None,
+                            "peak": 0.97,
+                            "alert": True,
+                        },
+                        "last_alive": 5.0,
+                        "last_end": -50.0,
+                        "prev_end": 5.5,
+                    }
+                },
+            }
+        )
+    )
+    old = EpisodeStore(path).load()["n1"]
+    assert old.last_alert_end == -50.0 and old.prev_end == 5.5 and old.open is not None
+    assert old.open.index == 4 and old.open.alert
+    path.write_text(json.dumps({"v": 3, "nurseries": {}}))
+    assert EpisodeStore(path).load() == {}
+    assert (tmp_path / "episodes.json.unreadable").exists()
