@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,50 @@ def test_frigate_rule_alerts_once_per_cooldown() -> None:
     alerts = frigate_alerts(scores)
     ends = [(i * YAMNET_HOP + YAMNET_CHUNK) / RATE for i in (10, 200)]
     assert alerts == pytest.approx(ends)
+
+
+def _chunk_end(i: int) -> float:
+    from nurserycry.training.teacher import YAMNET_CHUNK, YAMNET_HOP
+
+    return (i * YAMNET_HOP + YAMNET_CHUNK) / RATE
+
+
+def test_frigate_cooldown_runs_from_the_last_alerted_event_like_the_hub() -> None:
+    """Hot chunks 5.85 s apart (12 chunks, > the 5 s gap) are separate events: one that
+    did not alert must not restart the cooldown, so one starts 60 s after the first
+    alerted event's end and alerts (a chained cooldown stayed quiet all along)."""
+    from nurserycry.training.teacher import YAMNET_CHUNK, frigate_alerts
+
+    hot = list(range(0, 2000, 12))
+    scores = np.zeros(2000, np.float32)
+    scores[hot] = 0.9
+    alerts = frigate_alerts(scores)
+    chunk_s = YAMNET_CHUNK / RATE
+    expected, alerted_end = [], None
+    for i in hot:
+        if alerted_end is None or _chunk_end(i) - chunk_s - alerted_end >= 60.0:
+            expected.append(_chunk_end(i))
+            alerted_end = _chunk_end(i)  # each event is one chunk: it ends where it alerts
+    assert len(expected) == 16 and alerts == pytest.approx(expected)  # one per 64.35 s
+    assert all(60.0 <= b - a <= 60.0 + 5.85 + chunk_s for a, b in pairwise(alerts))
+
+
+def test_frigate_event_holds_through_gaps_of_at_most_5_s() -> None:
+    """Hot chunks 4.875 s apart (10 chunks) are one event, however long: one alert, and
+    the cooldown runs from its end. An event is judged where it starts, like an episode."""
+    from nurserycry.training.teacher import YAMNET_CHUNK, frigate_alerts
+
+    chunk_s = YAMNET_CHUNK / RATE
+    scores = np.zeros(3000, np.float32)
+    scores[0:1000:10] = 0.85  # chunks 0..990: one ~483 s event
+    assert frigate_alerts(scores) == pytest.approx([_chunk_end(0)])
+    end = _chunk_end(990)
+    soon = next(i for i in range(1000, 3000) if _chunk_end(i) - chunk_s - end >= 57.0)
+    late = soon + 10  # starts 61.9 s after that end
+    scores[late] = 0.85
+    assert frigate_alerts(scores) == pytest.approx([_chunk_end(0), _chunk_end(late)])
+    scores[soon] = 0.85  # late is now part of an event that began within the cooldown
+    assert frigate_alerts(scores) == pytest.approx([_chunk_end(0)])
 
 
 class _CryTeacher:

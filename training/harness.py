@@ -17,9 +17,10 @@ A ``--model NAME=DIR`` whose DIR holds ``model.tflite`` is scored as it is on
 every fold (say whether it saw a fold's sources); a DIR with one sub-folder per
 fold (``DIR/second_source``, ``DIR/wideband``) holds twins trained without
 them (``nurserycry train --split fold --fold NAME``). YAMNet runs under
-Frigate's rule (max of classes 19-21 >= 0.8 in a 0.975 s chunk, the hub's 60 s
-cooldown between alerts) on exactly the same audio. Writes ``harness.json`` and
-``harness.png``.
+Frigate's rule (max of classes 19-21 >= 0.8 in a 0.975 s chunk; hot chunks at
+most 5 s apart are one event, which alerts unless it starts within the hub's
+60 s cooldown after the last alerted one ended) on exactly the same audio.
+Writes ``harness.json`` and ``harness.png``.
 """
 
 from __future__ import annotations

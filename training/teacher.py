@@ -22,6 +22,8 @@ from typing import Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from nurserycry.shared.episodes import EpisodeConfig
+
 log = logging.getLogger(__name__)
 
 Wave = npt.NDArray[np.float32]
@@ -29,7 +31,8 @@ EMBEDDING_TENSOR: Final = "yamnet_frames/global_average_pooling2d/Mean"
 YAMNET_CHUNK: Final = 15_600  # 0.975 s at 16 kHz
 YAMNET_HOP: Final = 7_800
 CRY_CLASSES: Final = (19, 20, 21)  # Crying/sobbing, Baby cry/infant cry, Whimper
-FRIGATE_THRESHOLD: Final = 0.8
+FRIGATE_THRESHOLD: Final = 0.8  # Frigate's, not the hub's on_threshold
+_HUB_RULE: Final = EpisodeConfig()  # Frigate's events under the hub's release and cooldown
 # Babbling, Laughter, Baby laughter, Giggle, Snicker, Belly laugh, Chuckle
 BABY_VOICE_CLASSES: Final = (4, 13, 14, 15, 16, 17, 18)
 
@@ -128,16 +131,29 @@ def chunks_of(wave: Wave, chunk: int = YAMNET_CHUNK, hop: int = YAMNET_HOP) -> W
 
 
 def frigate_alerts(
-    scores: npt.NDArray[np.float32], cooldown_s: float = 60.0, hop: int = YAMNET_HOP
+    scores: npt.NDArray[np.float32],
+    cooldown_s: float = _HUB_RULE.cooldown_s,
+    hop: int = YAMNET_HOP,
+    gap_s: float = _HUB_RULE.release_s,
 ) -> list[float]:
-    """Frigate's rule over a stream's chunk scores: a hot chunk alerts unless another
-    was hot within ``cooldown_s`` (the hub's cooldown); returns alert times (chunk ends)."""
+    """Frigate's threshold under the hub's cooldown, over a stream's chunk scores.
+
+    An *event* is a run of hot chunks (score >= :data:`FRIGATE_THRESHOLD`) whose ends
+    are at most ``gap_s`` apart; it spans its first hot chunk's start to its last hot
+    chunk's end. It alerts at its first hot chunk's end unless it starts within
+    ``cooldown_s`` of the end of the last event that alerted (one that did not alert
+    leaves the cooldown where it was: the hub's rule). Returns the alert times."""
     out: list[float] = []
-    last = -1e9
-    for i, s in enumerate(scores):
-        t = (i * hop + YAMNET_CHUNK) / 16_000
-        if s >= FRIGATE_THRESHOLD:
-            if t - last >= cooldown_s:
+    alert_end: float | None = None  # end of the last event that alerted
+    event_alerts, last_hot = False, -1e9
+    for i in np.flatnonzero(scores >= FRIGATE_THRESHOLD):
+        t = (int(i) * hop + YAMNET_CHUNK) / 16_000
+        if t - last_hot > gap_s:  # a new event: the previous one ended at last_hot
+            if event_alerts:
+                alert_end = last_hot
+            start = t - YAMNET_CHUNK / 16_000
+            event_alerts = alert_end is None or start - alert_end >= cooldown_s
+            if event_alerts:
                 out.append(t)
-            last = t
+        last_hot = t
     return out
