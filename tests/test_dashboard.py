@@ -108,3 +108,13 @@ def test_the_name_extraction_catches_a_wrong_name() -> None:
     assert fields == {"probability"}
     assert columns == {"room"}
     assert not fields <= set(schema.WINDOW_FIELDS)
+
+
+def test_the_dashed_line_is_the_default_onset_threshold() -> None:
+    from nurserycry.shared.episodes import EpisodeConfig
+
+    panel = next(p for p in _dashboard()["panels"] if p["title"] == "Cry probability")
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    default = EpisodeConfig().on_threshold
+    assert [s["value"] for s in steps] == [None, default]
+    assert f"({default})" in panel["description"]
