@@ -24,7 +24,9 @@ class EpisodeEvent(Message):
     ended_at: UnixTime | None = None
     duration_s: Annotated[float, Field(ge=0)]
     peak_probability: Probability
-    alert: bool = Field(True, description="False when it began within the cooldown of the last")
+    alert: bool = Field(
+        True, description="False when it began within the cooldown after the last alerted episode"
+    )
 
     @model_validator(mode="after")
     def _ended_has_end(self) -> Self:
