@@ -33,6 +33,12 @@ class FairQueue(Generic[T]):
     def empty(self) -> bool:
         return len(self) == 0
 
+    def waiting(self, key: str) -> int:
+        """Items queued under ``key``."""
+        with self._cond:
+            q = self._queues.get(key)
+            return len(q) if q is not None else 0
+
     def put(self, key: str, item: T, timeout: float) -> bool:
         """Add ``item`` under ``key``; False if the queue stayed full for ``timeout`` s."""
         deadline = time.monotonic() + timeout

@@ -39,3 +39,13 @@ def test_put_waits_for_room_then_gives_up() -> None:
     threading.Timer(0.1, lambda: q.take(1)).start()
     assert q.put("b", 3, timeout=5)
     assert sorted(q.take(10)) == [2, 3]
+
+
+def test_waiting_counts_one_keys_items() -> None:
+    q: FairQueue[int] = FairQueue(10)
+    for i in range(3):
+        q.put("a", i, timeout=0)
+    q.put("b", 9, timeout=0)
+    assert (q.waiting("a"), q.waiting("b"), q.waiting("c")) == (3, 1, 0)
+    q.take(2)
+    assert (q.waiting("a"), q.waiting("b")) == (2, 0)
