@@ -53,7 +53,11 @@ class EpisodeConfig(BaseModel):
         "same delay)",
     )
     off_threshold: float = Field(
-        0.35, gt=0, lt=1, description="probability that keeps an episode open"
+        0.5,
+        gt=0,
+        lt=1,
+        description="probability that keeps an episode open (0.35 let a room tone hold one "
+        "open for minutes)",
     )
     onset_n: int = Field(2, ge=1, le=20, description="hot windows needed ...")
     onset_m: int = Field(3, ge=1, le=20, description="... among the last M windows")

@@ -104,6 +104,18 @@ def test_default_on_threshold_is_0_9() -> None:
     assert [c.kind for c in run([0.1] * 4 + [0.9] * 20 + [0.1] * 30)] == ["started", "ended"]
 
 
+def test_a_room_tone_below_0_5_does_not_hold_an_episode_open() -> None:
+    """A cry, then minutes of a background the model scores 0.4: with the old off
+    threshold 0.35 the episode never ended (one 8-minute episode over five cries on the
+    harness's night streams, four of them without an alert); now it ends after release_s."""
+    probs = [0.1] * 4 + [0.95] * 10 + [0.4] * 600 + [0.95] * 10 + [0.1] * 30
+    assert EpisodeConfig().off_threshold == 0.5
+    starts = [c.episode for c in run(probs) if c.kind == "started"]
+    assert len(starts) == 2 and all(e.alert for e in starts)  # the second cry: 300 s later
+    old = [c for c in run(probs, EpisodeConfig(off_threshold=0.35)) if c.kind == "started"]
+    assert len(old) == 1
+
+
 def test_min_episode_length_delays_alert() -> None:
     cfg = EpisodeConfig(onset_n=1, onset_m=1, min_episode_s=2.0)
     changes = run([0.0, 0.9, 0.9, 0.9, 0.9] + [0.0] * 20, cfg)
