@@ -19,6 +19,14 @@ with a fraction of the false alerts, at the same delay; see the model card).
   one, an alert is held back at most ``cooldown_s`` after an alerted episode
   ended (a chained cooldown, restarted by every episode, could keep the monitor
   quiet all night).
+* **Late alert**: a sound that holds an episode open (a room tone scored just
+  over ``off_threshold``) must not keep a later cry from alerting. So a new hot
+  run inside an open episode that completes the onset rule splits it: the open
+  episode ends and the run opens an episode of its own, which alerts, when the
+  run begins ``cooldown_s`` or more after the last alerted end (an episode that
+  began within the cooldown) or after the open episode's last hot window (one
+  that alerted: it ends there, as it would have without the holding sound).
+  Crying with hot windows less than ``cooldown_s`` apart stays one episode.
 
 Times are seconds on any monotonic clock the caller chooses (stream time in
 ``classify``, capture time in the hub). A *hole* in that time (windows more
@@ -121,6 +129,8 @@ class EpisodeTracker:
         self._last_alive = 0.0
         self._last_alert_end: float | None = None
         self._prev_end: float | None = None  # end of the last window seen
+        self._last_hot: float | None = None  # end of the last hot window
+        self._hot_before_run: float | None = None  # the last hot end before a run in an episode
         self._count = 0
 
     @property
@@ -174,10 +184,17 @@ class EpisodeTracker:
         self._recent.append((t_start, hot))
         if hot and self._run_start is None:
             self._run_start = t_start
+            if self._open is not None:  # a new run inside an episode (after a restart: its onset)
+                last = self._last_hot
+                self._hot_before_run = last if last is not None else self._open.alert_at
         elif not hot and not any(h for _, h in self._recent):
             self._run_start = None
+        if hot:
+            self._last_hot = t_end
 
         if self._open is not None:
+            if self._onset_fired(t_end) and self._late_alert_due():
+                return self._split(t_end, p)
             if p >= cfg.off_threshold:
                 self._last_alive = t_end
                 if p > self._open.peak:
@@ -187,21 +204,61 @@ class EpisodeTracker:
                 return self._close()
             return []
 
-        n_hot = sum(h for _, h in self._recent)
+        if self._onset_fired(t_end):
+            return [self._start(t_end, p, alert=self._may_alert())]
+        return []
+
+    def _onset_fired(self, t_end: float) -> bool:
+        """``onset_n`` of the last ``onset_m`` windows hot, the run ``min_episode_s`` long."""
+        cfg = self.config
         run_start = self._run_start
-        if (
-            n_hot >= cfg.onset_n
+        return (
+            sum(h for _, h in self._recent) >= cfg.onset_n
             and run_start is not None
             and t_end - run_start >= cfg.min_episode_s
-        ):
-            last = self._last_alert_end
-            alert = last is None or run_start - last >= cfg.cooldown_s
-            peak = p
-            self._open = Episode(self._count, run_start, t_end, None, peak, alert)
-            self._count += 1
-            self._last_alive = t_end
-            return [EpisodeChange("started", self._open)]
-        return []
+        )
+
+    def _may_alert(self) -> bool:
+        """The current hot run began ``cooldown_s`` or more after the last alerted end."""
+        last, run_start = self._last_alert_end, self._run_start
+        return last is None or (
+            run_start is not None and run_start - last >= self.config.cooldown_s
+        )
+
+    def _late_alert_due(self) -> bool:
+        """A new run in the open episode would alert had the episode ended before it."""
+        assert self._open is not None
+        if not self._open.alert:
+            return self._may_alert()
+        last_hot, run_start = self._hot_before_run, self._run_start
+        return (
+            last_hot is not None
+            and run_start is not None
+            and run_start - last_hot >= self.config.cooldown_s
+        )
+
+    def _start(self, t_end: float, p: float, *, alert: bool) -> EpisodeChange:
+        assert self._run_start is not None
+        self._open = Episode(self._count, self._run_start, t_end, None, p, alert)
+        self._count += 1
+        self._last_alive = t_end
+        self._hot_before_run = None
+        return EpisodeChange("started", self._open)
+
+    def _split(self, t_end: float, p: float) -> list[EpisodeChange]:
+        """Late alert: the open episode ends (an alerted one at its last hot window before
+        the run, which starts the cooldown; a quiet one where the run began), and the run
+        opens an episode that alerts."""
+        old, run_start = self._open, self._run_start
+        assert old is not None
+        assert run_start is not None
+        if old.alert:
+            assert self._hot_before_run is not None
+            end = self._last_alert_end = self._hot_before_run
+        else:
+            end = max(old.start, min(self._last_alive, run_start))
+        ended = Episode(**{**old.__dict__, "end": end})
+        return [EpisodeChange("ended", ended), self._start(t_end, p, alert=True)]
 
     def finish(self) -> list[EpisodeChange]:
         """End of the stream: close an open episode at its last crying window."""

@@ -112,8 +112,79 @@ def test_a_room_tone_below_0_5_does_not_hold_an_episode_open() -> None:
     assert EpisodeConfig().off_threshold == 0.5
     starts = [c.episode for c in run(probs) if c.kind == "started"]
     assert len(starts) == 2 and all(e.alert for e in starts)  # the second cry: 300 s later
-    old = [c for c in run(probs, EpisodeConfig(off_threshold=0.35)) if c.kind == "started"]
-    assert len(old) == 1
+    # at 0.35 the tone holds the first episode open for 300 s; the late alert (below) still
+    # raises the second cry's alert and ends the first at its last hot window
+    held = run(probs, EpisodeConfig(off_threshold=0.35))
+    assert [(c.kind, c.episode.alert) for c in held] == [
+        ("started", True),
+        ("ended", True),
+        ("started", True),
+        ("ended", True),
+    ]
+    assert held[1].episode.end == 7.5
+
+
+def tone_then_cries(
+    cry_starts: list[float], tone: float = 0.7, cfg: EpisodeConfig | None = None
+) -> list[EpisodeChange]:
+    """A 3 s cry at 0 s, then a room tone scored ``tone`` (over off_threshold, under
+    on_threshold) for 400 s, with 3 s cries at ``cry_starts``."""
+    tracker = EpisodeTracker(cfg)
+    out: list[EpisodeChange] = []
+    for i in range(int(420 / 0.5)):
+        t = i * 0.5
+        cry = any(s <= t < s + 3.0 for s in [0.0, *cry_starts])
+        out += tracker.update(t, t + 1.0, 0.95 if cry else tone if t < 400 else 0.0)
+    return out + tracker.finish()
+
+
+def test_a_sound_that_holds_an_alerted_episode_open_cannot_hide_a_later_cry() -> None:
+    """Night streams: a room tone scored 0.5-0.9 held an episode open for minutes, and the
+    cries in it raised no alert. A run that begins cooldown_s after the episode's last hot
+    window now ends it there and alerts; one that begins sooner stays in it."""
+    changes = tone_then_cries([30.0, 100.0, 130.0, 250.0])
+    assert [(c.kind, c.episode.alert) for c in changes] == [
+        ("started", True),  # 0 s
+        ("ended", True),  # at the end of the 30 s cry's last hot window (33.5 s)
+        ("started", True),  # the 100 s cry: 66.5 s after it
+        ("ended", True),  # 133.5 s: the 130 s cry was 26.5 s after the 100 s one
+        ("started", True),  # 250 s
+        ("ended", True),
+    ]
+    ended = [c.episode for c in changes if c.kind == "ended"]
+    assert [e.end for e in ended[:2]] == [33.5, 133.5]
+    starts = [c.episode for c in changes if c.kind == "started"]
+    assert [e.start for e in starts] == [0.0, 100.0, 250.0]
+    assert starts[1].alert_at == 101.5  # the onset rule, as for any episode: causal
+
+
+def test_a_quiet_episode_held_open_past_the_cooldown_alerts_for_a_new_cry() -> None:
+    """An episode that began within the cooldown (no alert) and is held open by a tone:
+    a cry that begins cooldown_s after the last alerted end splits it and alerts."""
+    cfg = EpisodeConfig(release_s=2.0, cooldown_s=60.0)
+    tracker = EpisodeTracker(cfg)
+    out: list[EpisodeChange] = []
+    for i in range(int(200 / 0.5)):
+        t = i * 0.5
+        cry = t < 3 or 20 <= t < 23 or 90 <= t < 93  # 0 s alerts, 20 s in the cooldown, 90 s
+        tone = 0.7 if 23 <= t < 150 else 0.0  # holds the 20 s episode open
+        p = 0.95 if cry else tone
+        out += tracker.update(t, t + 1.0, p)
+    out += tracker.finish()
+    assert [(c.kind, c.episode.start, c.episode.alert) for c in out] == [
+        ("started", 0.0, True),
+        ("ended", 0.0, True),
+        ("started", 20.0, False),
+        ("ended", 20.0, False),
+        ("started", 90.0, True),  # 86.5 s after the alerted end at 3.5 s
+        ("ended", 90.0, True),
+    ]
+    assert out[3].episode.end == 90.0  # the quiet one ends where the new run began
+
+
+def test_crying_with_hot_windows_less_than_the_cooldown_apart_is_one_episode() -> None:
+    changes = tone_then_cries([float(s) for s in range(40, 400, 50)])  # 47 s apart
+    assert [c.kind for c in changes] == ["started", "ended"]
 
 
 def test_min_episode_length_delays_alert() -> None:

@@ -480,3 +480,25 @@ def test_episode_state_keeps_the_last_alerted_end_and_still_reads_version_1(
     path.write_text(json.dumps({"v": 3, "nurseries": {}}))
     assert EpisodeStore(path).load() == {}
     assert (tmp_path / "episodes.json.unreadable").exists()
+
+
+def test_a_cry_after_a_tone_held_the_episode_open_is_published_as_an_alert() -> None:
+    """The late alert reaches the hub's outputs: a tone the model scores 0.7 holds the
+    first episode open for 80 s; the cry after it ends that episode and starts an alerting
+    one (before, it was one 90 s episode with a single alert)."""
+    script = [0.95] * 6 + [0.7] * 160 + [0.95] * 6 + [0.0] * 20
+    engine = Engine(Scripted(script), lambda _n: DetectorConfig(), Counters())
+    events = [
+        e.event
+        for seq in range(1 + len(script))
+        for e in engine.process([accepted("n1", seq, True)]).events
+    ]
+    assert [(e.event, e.alert) for e in events] == [
+        ("started", True),
+        ("ended", True),
+        ("started", True),
+        ("ended", True),
+    ]
+    assert events[0].episode_id == events[1].episode_id != events[2].episode_id
+    assert events[1].ended_at is not None and events[1].ended_at - events[0].started_at < 5.0
+    assert events[2].started_at - events[0].started_at == pytest.approx(83.0)
