@@ -116,8 +116,9 @@ def test_night_stream_puts_cries_at_known_times_and_nothing_else_near_them() -> 
         before = _band_db(stream.wave, cry.onset - 2.5, cry.onset - 0.5)
         assert abs(before - quiet) < 3  # nothing before the onset ...
         assert _band_db(stream.wave, cry.onset, cry.onset + 2.0) > quiet + 6  # ... a cry after it
+        assert cry.start is not None and cry.start <= cry.onset
         for start, end, _ in stream.negatives:
-            assert end < cry.onset - cfg.guard_s or start > cry.end + cfg.guard_s
+            assert end < cry.start - cfg.guard_s or start > cry.end + cfg.guard_s
     assert len(stream.negatives) > 3
 
 
@@ -139,6 +140,12 @@ def test_night_score_counts_alerted_episodes_delays_and_false_alerts() -> None:
     # an alert just after a cry's end is still that cry's; before its onset it is not
     late = score_night([stream], [[99.0, 121.0]])
     assert late["alerted"] == 1 and late["false_alerts"] == 1
+    # a cry whose audio begins 3 s before its marked onset (quieter first sounds): an alert
+    # on them is the cry's, with a negative delay; one before its audio is false
+    early = NightStream(wave, [CryEvent(100.0, 120.0, False, 20.0, start=97.0)])
+    got = score_night([early], [[96.0, 98.5]])
+    assert got["alerted"] == 1 and got["false_alerts"] == 1
+    assert got["delay_median_s"] == pytest.approx(-1.5)
 
 
 def test_frigate_rule_alerts_once_per_cooldown() -> None:

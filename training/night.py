@@ -8,8 +8,9 @@ at varied levels (-5 to 25 dB over the background), near or far, never within
 ``guard_s`` of a cry, so that every alert is either a cry's or a false one.
 
 :func:`score_night` matches alert times against the episodes: an alert between
-a cry's onset and ``tolerance_s`` after its end belongs to that cry; every other
-alert is false.
+the start of a cry's audio and ``tolerance_s`` after its end belongs to that cry
+(a cry's first sounds can come before its marked onset, the first moment within 10 dB of
+its loud part); every other alert is false.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class CryEvent:
     end: float
     far: bool
     snr_db: float
+    start: float | None = None  # where the cry's audio begins (None: at the onset)
+
+    @property
+    def begins(self) -> float:
+        return self.onset if self.start is None else min(self.start, self.onset)
 
 
 @dataclass
@@ -121,7 +127,8 @@ def build_night(
         snr = rng.uniform(*(cfg.far_snr_db if far else cfg.near_snr_db))
         _place(out, set_level(bout, bg_level + snr), int(t * RATE), rng, rooms, far=far)
         onset = t + onset_of(bout)
-        events.append(CryEvent(round(onset, 3), round(t + length, 3), far, round(snr, 1)))
+        ends = round(t + length, 3)
+        events.append(CryEvent(round(onset, 3), ends, far, round(snr, 1), round(t, 3)))
         t += length + rng.uniform(*cfg.quiet_between_s)
     stream = NightStream(out, events, background=background[1])
     _add_negatives(stream, rng, negatives, rooms, bg_level=bg_level, cfg=cfg)
@@ -139,7 +146,7 @@ def _add_negatives(
     cfg: NightConfig,
 ) -> None:
     n = stream.wave.size
-    busy = [(c.onset - 3.0 - cfg.guard_s, c.end + cfg.guard_s) for c in stream.cries]
+    busy = [(c.begins - cfg.guard_s, c.end + cfg.guard_s) for c in stream.cries]
     wanted = int(cfg.negatives_per_minute * cfg.minutes)
     for _ in range(wanted * 20):
         if len(stream.negatives) >= wanted or not negatives:
@@ -164,8 +171,9 @@ def score_night(
     """Episodes alerted, alert delay (median, p95) and false alerts per hour.
 
     ``alerts[i]`` are the times (stream seconds) at which the detector alerted in
-    ``streams[i]``. Delays count from the cry's onset; the false alerts per hour
-    divide by the stream time outside the cries.
+    ``streams[i]``. Delays count from the cry's onset (negative for an alert on its
+    first, quieter sounds); the false alerts per hour divide by the stream time outside
+    the cries.
     """
     delays: list[float] = []
     missed: list[dict[str, Any]] = []
@@ -177,7 +185,7 @@ def score_night(
         for cry in stream.cries:
             episodes += 1
             far_total += cry.far
-            mine = [k for k, a in enumerate(times) if cry.onset <= a <= cry.end + tolerance_s]
+            mine = [k for k, a in enumerate(times) if cry.begins <= a <= cry.end + tolerance_s]
             if mine:
                 used.update(mine)
                 delays.append(times[mine[0]] - cry.onset)
@@ -188,7 +196,7 @@ def score_night(
             if k not in used:
                 near = [c for s, e, c in stream.negatives if s - 1.0 <= a <= e + 3.0]
                 false.append({"stream": i, "t": round(a, 2), "during": near[:1] or ["background"]})
-        quiet_s += stream.wave.size / RATE - sum(c.end - c.onset for c in stream.cries)
+        quiet_s += stream.wave.size / RATE - sum(c.end - c.begins for c in stream.cries)
     hours = quiet_s / 3600
     return {
         "streams": len(streams),
