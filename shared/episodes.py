@@ -12,21 +12,23 @@ with a fraction of the false alerts, at the same delay; see the model card).
   least ``off_threshold`` (lower than ``on_threshold``) keeps the episode
   alive; it closes once none has been seen for ``release_s``. The end time is
   the end of the last window that kept it alive.
-* **Cooldown**: an episode that opens within ``cooldown_s`` of the end of the
-  last episode that *alerted* is tracked as usual but carries ``alert=False``,
-  so a parent is not woken twice for one crying bout with a pause in it. Such
-  an episode does not extend the cooldown: however often a TV or a cat opens
-  one, an alert is held back at most ``cooldown_s`` after an alerted episode
-  ended (a chained cooldown, restarted by every episode, could keep the monitor
-  quiet all night).
-* **Late alert**: a sound that holds an episode open (a room tone scored just
-  over ``off_threshold``) must not keep a later cry from alerting. So a new hot
-  run inside an open episode that completes the onset rule splits it: the open
-  episode ends and the run opens an episode of its own, which alerts, when the
-  run begins ``cooldown_s`` or more after the last alerted end (an episode that
-  began within the cooldown) or after the open episode's last hot window (one
-  that alerted: it ends there, as it would have without the holding sound).
-  Crying with hot windows less than ``cooldown_s`` apart stays one episode.
+* **Cooldown**: an episode whose hot run begins within ``cooldown_s`` of the
+  last *crying* moment (a window at which the onset rule held) of the last
+  episode that *alerted* is tracked as usual but carries ``alert=False``, so a
+  parent is not woken twice for one crying bout with a pause in it. Such an
+  episode does not extend the cooldown: however often a TV or a cat opens one,
+  an alert is held back at most ``cooldown_s`` after the crying of an alerted
+  episode (a chained cooldown, restarted by every episode, could keep the
+  monitor quiet all night). The cooldown runs from the crying, not from the
+  episode's end: a room tone that holds an episode open past its cry (windows
+  at ``off_threshold`` or above) does not lengthen it.
+* **Late alert**: nor may such a sound hide a later cry. A new hot run inside
+  an open episode that completes the onset rule and begins ``cooldown_s`` or
+  more after the last crying moment before it (for an episode that alerted),
+  or after the last alerted episode's crying (for one that did not), splits it:
+  the open episode ends (where it would have without the holding sound) and
+  the run opens an episode of its own, which alerts. Crying less than
+  ``cooldown_s`` apart stays one episode.
 
 Times are seconds on any monotonic clock the caller chooses (stream time in
 ``classify``, capture time in the hub). A *hole* in that time (windows more
@@ -129,8 +131,8 @@ class EpisodeTracker:
         self._last_alive = 0.0
         self._last_alert_end: float | None = None
         self._prev_end: float | None = None  # end of the last window seen
-        self._last_hot: float | None = None  # end of the last hot window
-        self._hot_before_run: float | None = None  # the last hot end before a run in an episode
+        self._last_cry: float | None = None  # end of the last window the onset rule held at
+        self._cry_before_run: float | None = None  # _last_cry when the current hot run began
         self._count = 0
 
     @property
@@ -157,6 +159,7 @@ class EpisodeTracker:
         self._last_alive = memory.last_alive
         self._last_alert_end = memory.last_alert_end
         self._prev_end = memory.prev_end
+        self._last_cry = memory.last_alive if memory.open is not None else None
         if memory.open is not None:
             self._count = max(self._count, memory.open.index + 1)
 
@@ -184,16 +187,19 @@ class EpisodeTracker:
         self._recent.append((t_start, hot))
         if hot and self._run_start is None:
             self._run_start = t_start
-            if self._open is not None:  # a new run inside an episode (after a restart: its onset)
-                last = self._last_hot
-                self._hot_before_run = last if last is not None else self._open.alert_at
+            self._cry_before_run = self._last_cry
         elif not hot and not any(h for _, h in self._recent):
             self._run_start = None
-        if hot:
-            self._last_hot = t_end
+        fired = self._onset_fired(t_end)
+        changes = self._step(t_end, p, fired)
+        if fired and hot:  # a crying moment
+            self._last_cry = t_end
+        return changes
 
+    def _step(self, t_end: float, p: float, fired: bool) -> list[EpisodeChange]:
+        cfg = self.config
         if self._open is not None:
-            if self._onset_fired(t_end) and self._late_alert_due():
+            if fired and self._late_alert_due():
                 return self._split(t_end, p)
             if p >= cfg.off_threshold:
                 self._last_alive = t_end
@@ -204,7 +210,7 @@ class EpisodeTracker:
                 return self._close()
             return []
 
-        if self._onset_fired(t_end):
+        if fired:
             return [self._start(t_end, p, alert=self._may_alert())]
         return []
 
@@ -219,7 +225,8 @@ class EpisodeTracker:
         )
 
     def _may_alert(self) -> bool:
-        """The current hot run began ``cooldown_s`` or more after the last alerted end."""
+        """The current hot run began ``cooldown_s`` or more after the last alerted
+        episode's crying."""
         last, run_start = self._last_alert_end, self._run_start
         return last is None or (
             run_start is not None and run_start - last >= self.config.cooldown_s
@@ -230,11 +237,11 @@ class EpisodeTracker:
         assert self._open is not None
         if not self._open.alert:
             return self._may_alert()
-        last_hot, run_start = self._hot_before_run, self._run_start
+        before, run_start = self._cry_before_run, self._run_start
         return (
-            last_hot is not None
+            before is not None
             and run_start is not None
-            and run_start - last_hot >= self.config.cooldown_s
+            and run_start - before >= self.config.cooldown_s
         )
 
     def _start(self, t_end: float, p: float, *, alert: bool) -> EpisodeChange:
@@ -242,19 +249,19 @@ class EpisodeTracker:
         self._open = Episode(self._count, self._run_start, t_end, None, p, alert)
         self._count += 1
         self._last_alive = t_end
-        self._hot_before_run = None
+        self._cry_before_run = None  # this run is the episode's own: it cannot split it
         return EpisodeChange("started", self._open)
 
     def _split(self, t_end: float, p: float) -> list[EpisodeChange]:
-        """Late alert: the open episode ends (an alerted one at its last hot window before
-        the run, which starts the cooldown; a quiet one where the run began), and the run
-        opens an episode that alerts."""
+        """Late alert: the open episode ends (an alerted one at its last crying moment,
+        which starts the cooldown; a quiet one where the run began), and the run opens
+        an episode that alerts."""
         old, run_start = self._open, self._run_start
         assert old is not None
         assert run_start is not None
         if old.alert:
-            assert self._hot_before_run is not None
-            end = self._last_alert_end = self._hot_before_run
+            assert self._cry_before_run is not None
+            end = self._last_alert_end = self._cry_before_run
         else:
             end = max(old.start, min(self._last_alive, run_start))
         ended = Episode(**{**old.__dict__, "end": end})
@@ -269,7 +276,8 @@ class EpisodeTracker:
         ended = Episode(**{**self._open.__dict__, "end": self._last_alive})
         self._open = None
         if ended.alert:  # one that raised no alert leaves the cooldown where it was
-            self._last_alert_end = ended.end
+            cry = self._last_cry  # the cooldown runs from its crying, not from a tone's hold
+            self._last_alert_end = cry if cry is not None and cry >= ended.start else ended.end
         self._run_start = None
         self._recent.clear()
         return [EpisodeChange("ended", ended)]

@@ -284,3 +284,25 @@ def test_a_clock_stepped_back_holds_alerts_back_no_longer_than_the_cooldown(
     out += tracker.finish()
     ended = [c.episode for c in out if c.kind == "ended"]
     assert [e.alert for e in ended] == [True, alert]
+
+
+def test_the_cooldown_runs_from_the_crying_not_from_a_tone_that_held_the_episode() -> None:
+    """A cry at 0-3 s, a tone at 0.7 holding the episode open until 50 s, quiet, and a
+    cry at 68.5 s: 65 s after the crying, 18.5 s after the held episode's end. It alerts
+    (before, the cooldown ran from 51 s and held it back)."""
+    cfg = EpisodeConfig(release_s=2.0, cooldown_s=60.0)
+    tracker = EpisodeTracker(cfg)
+    out: list[EpisodeChange] = []
+    for i in range(int(100 / 0.5)):
+        t = i * 0.5
+        cry = t < 3 or 68.5 <= t < 71.5
+        out += tracker.update(t, t + 1.0, 0.95 if cry else 0.7 if t < 50 else 0.0)
+    out += tracker.finish()
+    assert [(c.kind, c.episode.alert) for c in out] == [
+        ("started", True),
+        ("ended", True),
+        ("started", True),
+        ("ended", True),
+    ]
+    assert out[1].episode.end == 50.5  # the episode still ends where the tone stopped
+    assert tracker.memory().last_alert_end == 72.0  # the end of the last crying window
