@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,24 @@ def test_hub_and_classify_never_import_the_teacher() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_pool_cache_key_is_the_same_on_every_run() -> None:
+    """The key of a cached pool once held ``repr`` of a frozenset, whose order changes with
+    PYTHONHASHSEED: a rerun drew the same 128,000-example pool again (9 minutes)."""
+    code = (
+        "from nurserycry.training.examples import ExampleConfig\n"
+        "print(ExampleConfig(teacher_labels=frozenset({'unlabelled', 'unverified'})).fingerprint())"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(6)
+    }
+    assert len(keys) == 1
+    assert '"teacher_labels": ["unlabelled", "unverified"]' in keys.pop()

@@ -8,9 +8,10 @@ and finally masked SpecAugment-style.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Final
 
 import numpy as np
@@ -129,6 +130,11 @@ class ExampleConfig:
     # their examples one (``--unlabelled DIR``, ``--unverified teacher``).
     teacher_labels: frozenset[str] = frozenset()
     teacher_share: float = 0.15  # share of examples drawn from them
+
+    def fingerprint(self) -> str:
+        """The settings as canonical text, for cache keys: the same on every run (a
+        ``repr`` lists a frozenset in an order that changes with PYTHONHASHSEED)."""
+        return json.dumps(asdict(self), sort_keys=True, default=sorted)
 
     def label_of(self, clip: Clip) -> str:
         """The label a clip trains as: its class's label if mapped, else its own (mapped)."""

@@ -145,7 +145,7 @@ def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
         model, history = train_on_pool(pool, maker, cfg.train, validation)
     elif cfg.pool_examples or teacher is not None:
         count = cfg.pool_examples or 4 * cfg.train.examples_per_epoch
-        key = "|".join([*(c.key for c in tr_clips), repr(ex_cfg), str(cfg.rooms)])
+        key = "|".join([*(c.key for c in tr_clips), ex_cfg.fingerprint(), str(cfg.rooms)])
         pool = build_pool(
             maker,
             count,
