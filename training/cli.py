@@ -328,7 +328,9 @@ def harness(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--yamnet", type=Path, help="yamnet.tflite: also score Frigate's rule")
     parser.add_argument("--out", type=Path, default=Path("runs/harness"))
-    parser.add_argument("--streams", type=int, default=3, help="night streams per fold")
+    parser.add_argument(
+        "--streams", type=int, default=6, help="night streams per fold (6 x 20 min: 2 h)"
+    )
     parser.add_argument("--minutes", type=float, default=20.0, help="length of a night stream")
     parser.add_argument("--fold", action="append", help="only these folds (default: all)")
     parser.add_argument("--cache", type=Path, help="decoded audio and simulated rooms")

@@ -206,7 +206,7 @@ def run_harness(
     waves: Sequence[Wave],
     contenders: Sequence[Contender],
     *,
-    streams: int = 3,
+    streams: int = 6,
     night: NightConfig | None = None,
     seed: int = 0,
     cache_dir: Path | None = None,
