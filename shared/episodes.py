@@ -74,7 +74,7 @@ class EpisodeConfig(BaseModel):
     min_episode_s: float = Field(1.0, ge=0, le=60, description="hot run length before the alert")
     release_s: float = Field(5.0, ge=0, le=600, description="quiet time that ends an episode")
     cooldown_s: float = Field(
-        60.0, ge=0, le=3600, description="no new alert this soon after an alerted episode's end"
+        60.0, ge=0, le=3600, description="no new alert this soon after an alerted episode's crying"
     )
 
     @model_validator(mode="after")
@@ -116,7 +116,7 @@ class EpisodeChange:
 class TrackerMemory:
     open: Episode | None
     last_alive: float
-    last_alert_end: float | None  # end of the last episode that alerted (the cooldown)
+    last_alert_end: float | None  # last crying window of the last alerted episode (cooldown)
     prev_end: float | None
 
 
@@ -147,7 +147,7 @@ class EpisodeTracker:
 
     def memory(self) -> TrackerMemory:
         """What must survive a restart (even ``kill -9``): the open episode, when it was
-        last alive, the end of the last alerted one (cooldown), the last window's end."""
+        last alive, the last alerted one's crying (cooldown), the last window's end."""
         return TrackerMemory(self._open, self._last_alive, self._last_alert_end, self._prev_end)
 
     def recall(self, memory: TrackerMemory) -> None:

@@ -25,7 +25,7 @@ class EpisodeEvent(Message):
     duration_s: Annotated[float, Field(ge=0)]
     peak_probability: Probability
     alert: bool = Field(
-        True, description="False when it began within the cooldown after the last alerted episode"
+        True, description="False when it began within the cooldown after the last alerted crying"
     )
 
     @model_validator(mode="after")
