@@ -26,9 +26,9 @@ with a fraction of the false alerts, at the same delay; see the model card).
   an open episode that completes the onset rule and begins ``cooldown_s`` or
   more after the last crying moment before it (for an episode that alerted),
   or after the last alerted episode's crying (for one that did not), splits it:
-  the open episode ends (where it would have without the holding sound) and
-  the run opens an episode of its own, which alerts. Crying less than
-  ``cooldown_s`` apart stays one episode.
+  the open episode ends where the run began and the run opens an episode of
+  its own, which alerts. Crying less than ``cooldown_s`` apart stays one
+  episode.
 
 Times are seconds on any monotonic clock the caller chooses (stream time in
 ``classify``, capture time in the hub). A *hole* in that time (windows more
@@ -253,17 +253,15 @@ class EpisodeTracker:
         return EpisodeChange("started", self._open)
 
     def _split(self, t_end: float, p: float) -> list[EpisodeChange]:
-        """Late alert: the open episode ends (an alerted one at its last crying moment,
-        which starts the cooldown; a quiet one where the run began), and the run opens
-        an episode that alerts."""
+        """Late alert: the open episode ends where the new run began (or where it was last
+        alive, if earlier: an episode never shrinks), and the run opens one that alerts.
+        An alerted episode's crying before the run is where the cooldown runs from."""
         old, run_start = self._open, self._run_start
         assert old is not None
         assert run_start is not None
         if old.alert:
-            assert self._cry_before_run is not None
-            end = self._last_alert_end = self._cry_before_run
-        else:
-            end = max(old.start, min(self._last_alive, run_start))
+            self._last_alert_end = self._cry_before_run
+        end = max(old.start, min(self._last_alive, run_start))
         ended = Episode(**{**old.__dict__, "end": end})
         return [EpisodeChange("ended", ended), self._start(t_end, p, alert=True)]
 

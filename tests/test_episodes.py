@@ -113,7 +113,7 @@ def test_a_room_tone_below_0_5_does_not_hold_an_episode_open() -> None:
     starts = [c.episode for c in run(probs) if c.kind == "started"]
     assert len(starts) == 2 and all(e.alert for e in starts)  # the second cry: 300 s later
     # at 0.35 the tone holds the first episode open for 300 s; the late alert (below) still
-    # raises the second cry's alert and ends the first at its last hot window
+    # raises the second cry's alert, and the first episode ends where the second began
     held = run(probs, EpisodeConfig(off_threshold=0.35))
     assert [(c.kind, c.episode.alert) for c in held] == [
         ("started", True),
@@ -121,7 +121,7 @@ def test_a_room_tone_below_0_5_does_not_hold_an_episode_open() -> None:
         ("started", True),
         ("ended", True),
     ]
-    assert held[1].episode.end == 7.5
+    assert held[1].episode.end == 307.0 == held[2].episode.start
 
 
 def tone_then_cries(
@@ -145,14 +145,14 @@ def test_a_sound_that_holds_an_alerted_episode_open_cannot_hide_a_later_cry() ->
     changes = tone_then_cries([30.0, 100.0, 130.0, 250.0])
     assert [(c.kind, c.episode.alert) for c in changes] == [
         ("started", True),  # 0 s
-        ("ended", True),  # at the end of the 30 s cry's last hot window (33.5 s)
-        ("started", True),  # the 100 s cry: 66.5 s after it
-        ("ended", True),  # 133.5 s: the 130 s cry was 26.5 s after the 100 s one
+        ("ended", True),  # where the 100 s cry began
+        ("started", True),  # the 100 s cry: 66.5 s after the 30 s cry's crying (33.5 s)
+        ("ended", True),  # at 250 s: the 130 s cry was 26.5 s after the 100 s one
         ("started", True),  # 250 s
         ("ended", True),
     ]
     ended = [c.episode for c in changes if c.kind == "ended"]
-    assert [e.end for e in ended[:2]] == [33.5, 133.5]
+    assert [e.end for e in ended[:2]] == [100.0, 250.0]  # held by the tone until then
     starts = [c.episode for c in changes if c.kind == "started"]
     assert [e.start for e in starts] == [0.0, 100.0, 250.0]
     assert starts[1].alert_at == 101.5  # the onset rule, as for any episode: causal
