@@ -146,6 +146,7 @@ class MqttLink:
         self._backoff = (max(1, int(min_backoff_s)), int(max_backoff_s))
         self._unacked: dict[int, paho.MQTTMessageInfo] = {}  # QoS 1, for wait_published
         self._unacked_lock = threading.Lock()
+        self._prune_at = _UNACKED_PRUNE
         v5 = settings.protocol == "5"
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -253,7 +254,7 @@ class MqttLink:
         if qos > 0:
             with self._unacked_lock:
                 self._unacked[info.mid] = info
-                if len(self._unacked) > _UNACKED_PRUNE:
+                if len(self._unacked) > self._prune_at:
                     self._prune()
         return Published(info.mid, info.rc == paho.MQTT_ERR_SUCCESS)
 
@@ -275,8 +276,10 @@ class MqttLink:
         return True
 
     def _prune(self) -> None:
-        """Forget acknowledged messages (lock held)."""
+        """Forget acknowledged messages (lock held). The next prune waits until the dict
+        has doubled, so a long unacknowledged backlog costs O(1) per publish, not O(n)."""
         self._unacked = {m: i for m, i in self._unacked.items() if not _acknowledged(i)}
+        self._prune_at = max(_UNACKED_PRUNE, 2 * len(self._unacked))
 
     def _ack(self, mid: int, serial: int) -> None:
         with self._ack_lock:
