@@ -3,6 +3,12 @@
     python -m nurserycry.training.card MODEL_DIR --data DATA_DIR \
         --validation group=RUN_DIR:BENCH.json --validation source=RUN_DIR:BENCH.json
 
+or, for a model judged by the harness (``--confusion`` also draws ``curves.png`` and
+``confusion.png`` into MODEL_DIR)::
+
+    python -m nurserycry.training.card MODEL_DIR --data DATA_DIR --harness harness.json \
+        --confusion wideband/candidate --extra limits.md
+
 ``RUN_DIR`` is the model trained with that split (its ``report.json``), ``BENCH.json``
 the output of ``bench/detection.py`` for that split and model. Every figure in the card
 is copied from those files; the prose around them is in this module.
@@ -21,6 +27,7 @@ from typing import Any
 
 from nurserycry.shared.model import ModelMetadata
 
+from . import plots
 from .dataset import load_clips, summarise
 
 DONATE_A_CRY = (
@@ -222,6 +229,9 @@ def render(
         lines += [
             "## The harness (`nurserycry harness`)",
             "",
+            f"One run, seed {harness['seed']}, {harness['streams_per_fold']} night streams of "
+            f"{harness['night_config']['minutes']:g} min per fold (`harness.json`); detectors:",
+            "",
             *(f"- `{k}`: {v}" for k, v in harness["detectors"].items()),
             "",
             *harness_tables(harness),
@@ -237,6 +247,25 @@ def render(
     )
 
 
+def draw_figures(model_dir: Path, harness: dict[str, Any], which: str) -> None:
+    """``curves.png`` from the model's training history, ``confusion.png`` from the clip
+    alerts of ``FOLD/DETECTOR`` in a harness run."""
+    fold, _, name = which.partition("/")
+    try:
+        detector = harness["folds"][fold]["detectors"][name]
+    except KeyError:
+        raise SystemExit(f"--confusion {which}: no such fold/detector in the harness run") from None
+    report = json.loads((model_dir / "report.json").read_text())
+    version = ModelMetadata.read(model_dir).model_version
+    plots.training_curves(report["history"], model_dir / "curves.png")
+    plots.confusion(
+        detector["clip_confusion"],
+        f"{version}: clip alerts, fold {fold}\n{detector['cries']} cries, "
+        f"{detector['negatives']} non-cries ('{name}')",
+        model_dir / "confusion.png",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model_dir", type=Path)
@@ -245,6 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--harness", type=Path, help="harness.json of a harness run")
     parser.add_argument(
         "--extra", type=Path, help="markdown appended verbatim (limits, retraining)"
+    )
+    parser.add_argument(
+        "--confusion",
+        metavar="FOLD/DETECTOR",
+        help="also draw confusion.png (that detector's clip alerts in the harness run) and "
+        "curves.png (the training history in report.json)",
     )
     args = parser.parse_args(argv)
     vals = []
@@ -264,6 +299,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.extra is not None:
         text += "\n" + args.extra.read_text()
     (args.model_dir / "MODEL_CARD.md").write_text(text)
+    if args.confusion is not None:
+        if harness is None:
+            parser.error("--confusion needs --harness")
+        draw_figures(args.model_dir, harness, args.confusion)
     print(f"wrote {args.model_dir / 'MODEL_CARD.md'}")
     return 0
 

@@ -37,7 +37,16 @@ def confusion(counts: dict[str, int], title: str, path: Path) -> None:
     ax.imshow(grid, cmap="Blues")
     for r in range(2):
         for c in range(2):
-            ax.text(c, r, str(grid[r][c]), ha="center", va="center", fontsize=12)
+            dark = grid[r][c] > max(max(row) for row in grid) / 2
+            ax.text(
+                c,
+                r,
+                str(grid[r][c]),
+                ha="center",
+                va="center",
+                fontsize=12,
+                color="white" if dark else "black",
+            )
     ax.set_xticks([0, 1], ["not crying", "crying"])
     ax.set_yticks([0, 1], ["not crying", "crying"])
     ax.set_xlabel("predicted")
