@@ -135,6 +135,14 @@ def train(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--unlabelled-weight", type=float, default=0.5)
     parser.add_argument(
+        "--synthetic-voices",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of examples that are generated voices (speech, song, moans, babble) the "
+        "teacher labels (needs --teacher; off by default)",
+    )
+    parser.add_argument(
         "--pool",
         type=int,
         default=0,
@@ -215,7 +223,10 @@ def train(argv: Sequence[str]) -> int:
         rooms=args.rooms,
         voice_class=args.voice_class,
         examples=ExampleConfig(
-            window_frames=args.window_frames, voice_speedup=args.voice_speedup, augment=augment
+            window_frames=args.window_frames,
+            voice_speedup=args.voice_speedup,
+            synthetic_voice_share=args.synthetic_voices,
+            augment=augment,
         ),
         model_version=args.model_version,
         save_keras=args.save_keras,

@@ -24,6 +24,7 @@ from . import augment as aug
 from .dataset import Clip
 from .rooms import RoomBank, in_room
 from .synth import generate
+from .voices import voice
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ class ExampleConfig:
     # their examples one (``--unlabelled DIR``, ``--unverified teacher``).
     teacher_labels: frozenset[str] = frozenset()
     teacher_share: float = 0.15  # share of examples drawn from them
+    # Generated voices (voices.py) the teacher labels: speech, song, moans, babble.
+    synthetic_voice_share: float = 0.0
 
     def fingerprint(self) -> str:
         """The settings as canonical text, for cache keys: the same on every run (a
@@ -204,6 +207,11 @@ class ExampleMaker:
         self.other = next((i for i in others if self.labels[i] == OTHER_LABEL), others[0])
         self.voice = np.array([c.cls in SPEEDUP_CLASSES for c in clips])
 
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether some examples take their label from a teacher."""
+        return bool(self.unlabelled.size or self.cfg.synthetic_voice_share)
+
     @staticmethod
     def _probs(
         clips: Sequence[Clip], waves: Sequence[npt.NDArray[np.float32]], idx: list[int], hard: float
@@ -238,7 +246,12 @@ class ExampleMaker:
         """One augmented excerpt as audio (what the frontend, and a teacher, hear), its
         label index (``TEACHER_DECIDES`` for unlabelled clips) and loss weight."""
         a, rate = self.cfg.augment, self.params.sample_rate
-        if self.unlabelled.size and rng.random() < self.cfg.teacher_share:
+        share = self.cfg.synthetic_voice_share  # checked first so that 0 draws nothing
+        if share and rng.random() < share:
+            x = voice(rng, self.n, rate)
+            label, weight = TEACHER_DECIDES, 1.0
+            p_band = a.p_band_negative
+        elif self.unlabelled.size and rng.random() < self.cfg.teacher_share:
             i = int(rng.choice(self.unlabelled))
             x = aug.crop(self.waves[i], self.n, rng)
             label, weight = TEACHER_DECIDES, float(self.clip_weight[i])

@@ -136,8 +136,11 @@ def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
     pool_summary: dict[str, Any] = {}
     if teacher is None and cfg.teacher is not None:
         teacher = YamnetTeacher(cfg.teacher)
-    if maker.unlabelled.size and teacher is None and not cfg.pool_files:
-        raise ValueError("clips without labels (--unlabelled, --unverified teacher) need --teacher")
+    if maker.needs_teacher and teacher is None and not cfg.pool_files:
+        raise ValueError(
+            "clips without labels (--unlabelled, --unverified teacher) and generated voices "
+            "(--synthetic-voices) need --teacher"
+        )
     if cfg.pool_files:
         pool = load_pools(list(cfg.pool_files))
         pool_summary = {"files": [p.name for p in cfg.pool_files], **pool.summary(labels)}

@@ -90,8 +90,11 @@ def build_pool(
     cry_threshold: float = 0.5,
 ) -> Pool:
     """``count`` examples from ``maker`` (seeded), with the teacher's targets if given."""
-    if maker.unlabelled.size and teacher is None:
-        raise ValueError("clips without labels (--unlabelled, --unverified teacher) need --teacher")
+    if maker.needs_teacher and teacher is None:
+        raise ValueError(
+            "clips without labels (--unlabelled, --unverified teacher) and generated voices "
+            "(--synthetic-voices) need --teacher"
+        )
     path = None
     if cache_dir is not None:
         digest = hashlib.sha256(
