@@ -23,6 +23,7 @@ from nurserycry.shared.config import (
     refuse_example,
 )
 from nurserycry.shared.detector import DetectorConfig
+from nurserycry.shared.model import ModelMetadata, default_model_dir
 from nurserycry.shared.topics import MAX_PARTITIONS, check_nursery, parse_partitions
 
 DATA_DIR = Path("~/.local/share/nurserycry").expanduser()
@@ -252,6 +253,19 @@ class HubSettings(RoleSettings):
     @property
     def episode_state_path(self) -> Path:
         return self.episode_state or self.history.db.with_name("episodes.json")
+
+    def derived(self) -> dict[str, str]:
+        """What unset settings resolve to at start-up, for ``--validate-config``."""
+        model = self.model or default_model_dir()
+        try:
+            version = ModelMetadata.read(model).model_version
+        except (OSError, ValueError) as exc:
+            version = f"unreadable: {exc}"
+        return {
+            "model": f"{model} ({version})",
+            "episode_state": str(self.episode_state_path),
+            "history kept in SQLite": "yes" if self.keep_history else "no (InfluxDB is set)",
+        }
 
     @property
     def keep_history(self) -> bool:

@@ -161,8 +161,14 @@ def load_args(cls: type[S], args: argparse.Namespace) -> S:
 
 
 def effective_config(settings: BaseModel) -> str:
-    """The settings as a YAML document a --config file could hold (secrets hidden)."""
-    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    """The settings as a YAML document a --config file could hold (secrets hidden), then
+    what unset settings resolve to, as comments (a settings class's ``derived()``)."""
+    text = yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    derived = getattr(settings, "derived", None)
+    if callable(derived):
+        text += "# resolved at start-up (unset above):\n"
+        text += "".join(f"#   {key}: {value}\n" for key, value in derived().items())
+    return text
 
 
 def settings_or_exit_code(cls: type[S], args: argparse.Namespace, name: str) -> S | int:

@@ -24,6 +24,7 @@ from nurserycry.hub import cli as hub_cli
 from nurserycry.hub.settings import HubSettings
 from nurserycry.shared.config import RoleSettings
 from nurserycry.shared.errors import ConfigError
+from nurserycry.shared.model import ModelMetadata, default_model_dir
 from nurserycry.shared.settings_doc import render_table, targets, update
 from nurserycry.shared.settings_model import (
     all_paths,
@@ -305,6 +306,11 @@ def test_validate_config_prints_effective_settings_that_load_again(
     assert hub_cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "s3cret" not in out  # secrets are hidden
+    # unset settings are null in the YAML; what they resolve to follows as comments
+    version = ModelMetadata.read(default_model_dir()).model_version
+    assert f"#   model: {default_model_dir()} ({version})" in out
+    assert "#   episode_state: " in out and "episodes.json" in out
+    assert "#   history kept in SQLite: no (InfluxDB is set)" in out
     data = yaml.safe_load(out)
     assert data["influx"]["url"] == "http://db:8086" and data["clips"]["keep"] == 9
     data["influx"]["token"] = None
