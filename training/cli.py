@@ -135,6 +135,14 @@ def train(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--unlabelled-weight", type=float, default=0.5)
     parser.add_argument(
+        "--unlabelled-share",
+        type=float,
+        default=0.15,
+        metavar="SHARE",
+        help="share of examples drawn from teacher-labelled clips (--unlabelled, --unverified "
+        "teacher), a clip at a time",
+    )
+    parser.add_argument(
         "--synthetic-voices",
         type=float,
         default=0.0,
@@ -226,6 +234,7 @@ def train(argv: Sequence[str]) -> int:
             window_frames=args.window_frames,
             voice_speedup=args.voice_speedup,
             synthetic_voice_share=args.synthetic_voices,
+            teacher_share=args.unlabelled_share,
             augment=augment,
         ),
         model_version=args.model_version,
