@@ -36,6 +36,17 @@ DONATE_A_CRY = (
 )
 
 
+def _members(tc: dict[str, Any]) -> str:
+    """Width and seed, or the ensemble's members and their seeds."""
+    n, seed = int(tc.get("members", 1)), int(tc["seed"])
+    if n == 1:
+        return f"width {tc['width']}, seed {seed}, "
+    return (
+        f"an ensemble of {n} students of width {tc['width']} (seeds {seed}-{seed + n - 1}, one "
+        "pool; their logits averaged in one graph), "
+    )
+
+
 def _f(value: Any, digits: int = 3) -> str:
     return (
         "n/a"
@@ -219,8 +230,8 @@ def render(
             else f"{tr['train_config']['epochs']} epochs x "
             f"{tr['train_config']['examples_per_epoch']} augmented examples, "
         )
-        + f"width {tr['train_config']['width']}, seed "
-        f"{tr['train_config']['seed']}, {tr['seconds']} s on 2 CPU cores. Unverified uploads: "
+        + _members(tr["train_config"])
+        + f"{tr['seconds']} s on 2 CPU cores. Unverified uploads: "
         f"{tr['unverified']}. Augmentation and generated hard negatives "
         f"({', '.join(tr['generated_negatives'])}): see `training/README.md`.",
         "",

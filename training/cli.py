@@ -93,6 +93,14 @@ def train(argv: Sequence[str]) -> int:
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--width", type=int, default=32, help="channels of the first conv layer")
     parser.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train N students (seeds SEED..SEED+N-1, one pool) and ship them as one model "
+        "that averages their logits",
+    )
+    parser.add_argument(
         "--window-frames",
         type=int,
         default=50,
@@ -245,6 +253,7 @@ def train(argv: Sequence[str]) -> int:
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             width=args.width,
+            members=args.ensemble,
             seed=args.seed,
             verbose=0 if args.quiet else 1,
             temporal=args.temporal,

@@ -94,3 +94,25 @@ def inference_model(model: Any) -> Any:
     if isinstance(model.output, dict):
         return keras.Model(model.input, model.output["probabilities"], name=model.name)
     return model
+
+
+def ensemble_model(students: list[Any]) -> Any:
+    """One graph that runs every student and averages their logits (then softmax).
+
+    Students trained alike but from other seeds disagree most where none of them
+    is sure (held-out voices and music); averaging logits, not probabilities,
+    keeps a confident agreement as sharp as one member's, so the hub's 0.9
+    threshold means what it did. Teacher heads are dropped.
+    """
+    first = inference_model(students[0])
+    inputs = keras.Input(first.input.shape[1:], name="mel")
+    logits = []
+    for k, student in enumerate(students):
+        dense = student.get_layer("probabilities")
+        body = keras.Model(student.input, dense.input, name=f"member_{k}")
+        head = layers.Dense(dense.units, name=f"logits_{k}")
+        logits.append(head(body(inputs)))
+        head.set_weights(dense.get_weights())
+    mean = layers.Average(name="mean_logits")(logits) if len(logits) > 1 else logits[0]
+    outputs = layers.Softmax(name="probabilities")(mean)
+    return keras.Model(inputs, outputs, name="nurserycry_ensemble")

@@ -29,7 +29,7 @@ from .examples import (
 from .export import to_float32, to_int8
 from .folds import get_fold, split_by_fold
 from .metadata import build_metadata, write_metadata, write_model_dir
-from .model import inference_model
+from .model import ensemble_model, inference_model
 from .pool import build_pool, load_pools
 from .rooms import room_bank
 from .splits import DEFAULT_HOLDOUT_SOURCES, Split, no_split, split_by_group, split_by_source
@@ -63,7 +63,7 @@ class RunConfig:
     voice_class: bool = False  # human non-cry voice trains as its own label, "voice"
     hop_frames: int = 25
     model_version: str | None = None
-    save_keras: bool = False  # also write model.keras (to resume or inspect; not shipped)
+    save_keras: bool = False  # also write model.keras, teacher heads and all (not shipped)
     train: TrainConfig = field(default_factory=TrainConfig)
     examples: ExampleConfig = field(default_factory=ExampleConfig)
 
@@ -141,11 +141,10 @@ def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
             "clips without labels (--unlabelled, --unverified teacher) and generated voices "
             "(--synthetic-voices) need --teacher"
         )
+    pool = None
     if cfg.pool_files:
         pool = load_pools(list(cfg.pool_files))
         pool_summary = {"files": [p.name for p in cfg.pool_files], **pool.summary(labels)}
-        log.info("pool: %s", pool_summary)
-        model, history = train_on_pool(pool, maker, cfg.train, validation)
     elif cfg.pool_examples or teacher is not None:
         count = cfg.pool_examples or 4 * cfg.train.examples_per_epoch
         key = "|".join([*(c.key for c in tr_clips), ex_cfg.fingerprint(), str(cfg.rooms)])
@@ -158,11 +157,22 @@ def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
             cache_key=key,
         )
         pool_summary = pool.summary(labels)
+    if pool is not None:
         log.info("pool: %s", pool_summary)
-        model, history = train_on_pool(pool, maker, cfg.train, validation)
-    else:
-        model, history = train(maker, cfg.train, validation)
-    model = inference_model(model)
+    members = []
+    for k in range(cfg.train.members):  # one pool, a seed per member
+        member_cfg = replace(cfg.train, seed=cfg.train.seed + k)
+        if cfg.train.members > 1:
+            log.info("ensemble member %d/%d (seed %d)", k + 1, cfg.train.members, member_cfg.seed)
+        members.append(
+            train_on_pool(pool, maker, member_cfg, validation)
+            if pool is not None
+            else train(maker, member_cfg, validation)
+        )
+    model, history = members[0] if len(members) == 1 else (
+        ensemble_model([m for m, _ in members]), members[0][1]
+    )
+    student, model = model, inference_model(model)
     rep_x, _, _ = maker.batch(400, np.random.default_rng([cfg.train.seed, 10_000]))
     float32, int8 = to_float32(model), to_int8(model, rep_x)
     training: dict[str, Any] = {
@@ -196,14 +206,16 @@ def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
         model_version=cfg.model_version,
     )
     write_model_dir(cfg.out, float32, int8, meta)
-    if cfg.save_keras:
-        model.save(cfg.out / "model.keras")
+    if cfg.save_keras:  # with the teacher's heads, if it had them
+        student.save(cfg.out / "model.keras")
     plots.training_curves(history, cfg.out / "curves.png")
     report: dict[str, Any] = {
         "model_version": meta.model_version,
         "training": training,
         "history": history,
     }
+    if len(members) > 1:
+        report["member_histories"] = [h for _, h in members[1:]]
     if val_clips:
         report.update(
             evaluate_model_dir(cfg.out, val_clips, val_waves, title=f"{split.name} validation")

@@ -34,6 +34,7 @@ class TrainConfig:
     temporal: bool = False  # a temporal stage over the window's time steps (model.py)
     embedding_weight: float = 1.0  # loss weight of the teacher's embedding (cosine)
     scores_weight: float = 1.0  # loss weight of the teacher's class scores (cross-entropy)
+    members: int = 1  # students trained with seeds seed, seed+1, ...; exported as one ensemble
 
 
 def seed_everything(seed: int) -> None:
