@@ -169,8 +169,10 @@ def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
             if pool is not None
             else train(maker, member_cfg, validation)
         )
-    model, history = members[0] if len(members) == 1 else (
-        ensemble_model([m for m, _ in members]), members[0][1]
+    model, history = (
+        members[0]
+        if len(members) == 1
+        else (ensemble_model([m for m, _ in members]), members[0][1])
     )
     student, model = model, inference_model(model)
     rep_x, _, _ = maker.batch(400, np.random.default_rng([cfg.train.seed, 10_000]))
