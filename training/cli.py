@@ -197,6 +197,13 @@ def train(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--embedding-weight", type=float, default=1.0)
     parser.add_argument("--scores-weight", type=float, default=1.0)
+    parser.add_argument(
+        "--output",
+        choices=["labels", "teacher-cry"],
+        default="labels",
+        help="what the shipped model outputs: its label head, or (with --teacher) its copy of "
+        "the teacher's cry score, calibrated on the pool (training/cry_head.py)",
+    )
     parser.add_argument("--model-version", help="version string stored in the metadata")
     parser.add_argument("--save-keras", action="store_true", help="also write model.keras")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -246,6 +253,7 @@ def train(argv: Sequence[str]) -> int:
             augment=augment,
         ),
         model_version=args.model_version,
+        output=args.output,
         save_keras=args.save_keras,
         train=TrainConfig(
             epochs=args.epochs,

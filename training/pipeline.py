@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from nurserycry.shared.model import CryModel
 
 from . import plots
 from .audio import load_waves
+from .cry_head import HEAD, export_teacher_cry
 from .dataset import UNLABELLED, Clip, load_clips, summarise, unlabelled_clips
 from .evaluate import evaluate_clips
 from .examples import (
@@ -63,6 +65,7 @@ class RunConfig:
     voice_class: bool = False  # human non-cry voice trains as its own label, "voice"
     hop_frames: int = 25
     model_version: str | None = None
+    output: str = "labels"  # or "teacher-cry": ship the student's cry-score head (cry_head.py)
     save_keras: bool = False  # also write model.keras, teacher heads and all (not shipped)
     train: TrainConfig = field(default_factory=TrainConfig)
     examples: ExampleConfig = field(default_factory=ExampleConfig)
@@ -84,6 +87,9 @@ def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
     """Train, export and evaluate; returns the report also written to ``out/report.json``.
     The teacher is ``cfg.teacher`` (YAMNet) or, for tests, any :class:`Teacher` given."""
     started = time.time()
+    no_teacher = cfg.teacher is None and teacher is None and not cfg.pool_files
+    if cfg.output == HEAD and (no_teacher or cfg.train.members > 1):
+        raise ValueError(f"--output {HEAD} needs --teacher and one student (no --ensemble)")
     clips = load_clips(cfg.data_dir, cfg.manifest, cfg.extra_dirs)
     for folder in cfg.unlabelled_dirs:
         clips += unlabelled_clips(folder)
@@ -175,8 +181,16 @@ def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
         else (ensemble_model([m for m, _ in members]), members[0][1])
     )
     student, model = model, inference_model(model)
-    rep_x, _, _ = maker.batch(400, np.random.default_rng([cfg.train.seed, 10_000]))
-    float32, int8 = to_float32(model), to_int8(model, rep_x)
+    output: dict[str, Any] = {"head": "labels"}
+    if cfg.output == HEAD:
+        if pool is None or pool.scores is None or len(members) > 1:
+            raise ValueError(f"--output {HEAD} needs --teacher and one student (no --ensemble)")
+        model, float32, int8, output = export_teacher_cry(
+            student, pool.codes, pool.labels, labels, cfg.crying_label, seed=cfg.train.seed
+        )
+    else:
+        rep_x, _, _ = maker.batch(400, np.random.default_rng([cfg.train.seed, 10_000]))
+        float32, int8 = to_float32(model), to_int8(model, rep_x)
     training: dict[str, Any] = {
         "data": summarise(clips),
         "split": split.summary(clips),
@@ -197,6 +211,7 @@ def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
         ),
         "pool": pool_summary,
         "rooms": cfg.rooms,
+        "output": output,
         "seconds": round(time.time() - started),
     }
     meta = build_metadata(
@@ -209,7 +224,9 @@ def run(cfg: RunConfig, teacher: Teacher | None = None) -> dict[str, Any]:
     )
     write_model_dir(cfg.out, float32, int8, meta)
     if cfg.save_keras:  # with the teacher's heads, if it had them
-        student.save(cfg.out / "model.keras")
+        with warnings.catch_warnings():  # Keras saving TF optimizer variables under numpy 2
+            warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+            student.save(cfg.out / "model.keras")
     plots.training_curves(history, cfg.out / "curves.png")
     report: dict[str, Any] = {
         "model_version": meta.model_version,
