@@ -123,6 +123,10 @@ def test_train_with_output_teacher_cry_ships_the_calibrated_head(
     a, b = output["calibration"]
     meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
     assert meta["training"]["output"]["calibration"] == [a, b]
+    from nurserycry.training.card import _output
+
+    assert f"p = sigmoid({a:.3f} z {b:+.3f})" in _output(output)
+    assert _output({"head": "labels"}) == ""
 
     # what the hub runs is sigmoid(a * z + b) of the saved student's cry logits
     student = keras.models.load_model(tmp_path / "model" / "model.keras", compile=False)

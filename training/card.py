@@ -36,6 +36,19 @@ DONATE_A_CRY = (
 )
 
 
+def _output(output: dict[str, Any]) -> str:
+    """What the shipped graph outputs, when it is not the label head."""
+    if output.get("head") != "teacher-cry":
+        return ""
+    a, b = output["calibration"]
+    classes = ", ".join(str(c) for c in output["classes"])
+    return (
+        " **Output**: not the label head but the student's copy of the teacher's cry score "
+        f"(the max over YAMNet classes {classes} of its score head's logits `z`), calibrated "
+        f"on the training pool: p = sigmoid({a:.3f} z {b:+.3f}) (`training/cry_head.py`)."
+    )
+
+
 def _members(tc: dict[str, Any]) -> str:
     """Width and seed, or the ensemble's members and their seeds."""
     n, seed = int(tc.get("members", 1)), int(tc["seed"])
@@ -233,7 +246,8 @@ def render(
         + _members(tr["train_config"])
         + f"{tr['seconds']} s on 2 CPU cores. Unverified uploads: "
         f"{tr['unverified']}. Augmentation and generated hard negatives "
-        f"({', '.join(tr['generated_negatives'])}): see `training/README.md`.",
+        f"({', '.join(tr['generated_negatives'])}): see `training/README.md`."
+        + _output(tr.get("output", {})),
         "",
     ]
     if harness is not None:
