@@ -195,6 +195,12 @@ def train(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--temporal", action="store_true", help="a temporal stage over the window (model.py)"
     )
+    parser.add_argument(
+        "--labelled-cry-score",
+        action="store_true",
+        help="train the teacher's 'Baby cry' score as 1 on every crying example (for "
+        "--output teacher-cry: the teacher misses many phone cries)",
+    )
     parser.add_argument("--embedding-weight", type=float, default=1.0)
     parser.add_argument("--scores-weight", type=float, default=1.0)
     parser.add_argument(
@@ -267,6 +273,7 @@ def train(argv: Sequence[str]) -> int:
             temporal=args.temporal,
             embedding_weight=args.embedding_weight,
             scores_weight=args.scores_weight,
+            labelled_cry_score=args.labelled_cry_score,
         ),
     )
     try:
