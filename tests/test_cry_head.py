@@ -150,3 +150,40 @@ def test_train_with_output_teacher_cry_ships_the_calibrated_head(
     labels_only = RunConfig(**{**cfg.__dict__, "output": "teacher-cry", "pool_examples": 0})
     with pytest.raises(ValueError, match="needs --teacher"):
         run(labels_only)
+
+
+def test_labelled_cry_score_sets_the_baby_cry_target_on_crying_examples_only(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nurserycry.training import trainer
+    from nurserycry.training.audio import load_waves
+    from nurserycry.training.dataset import discover_folders
+    from nurserycry.training.examples import ExampleConfig, ExampleMaker
+    from nurserycry.training.pool import Pool
+
+    clips = discover_folders(dataset)
+    maker = ExampleMaker(
+        clips,
+        load_waves(clips),
+        ["crying", "not_crying"],
+        crying_label="crying",
+        config=ExampleConfig(),
+    )
+    labels = np.array([0, 1, 1, 0, 1, 0, 1, 1], np.int64)  # crying is label 0
+    pool = Pool(
+        codes=np.zeros((8, 50, 32), np.int8),
+        labels=labels,
+        weights=np.ones(8, np.float32),
+        embedding=np.ones((8, 4), np.float16),
+        scores=np.full((8, 521), 0.25, np.float16),
+    )
+    seen = []
+    monkeypatch.setattr(trainer, "_fit_epoch", lambda model, data, *a, **k: seen.append(data[1]))
+    for flag in (False, True):
+        cfg = trainer.TrainConfig(epochs=1, width=8, verbose=0, labelled_cry_score=flag)
+        trainer.train_on_pool(pool, maker, cfg)
+    plain, corrected = (s["scores"] for s in seen)
+    assert np.all(plain == 0.25)
+    assert np.all(corrected[labels == 0, 20] == 1.0)
+    assert np.all(corrected[labels == 1, 20] == 0.25)
+    assert np.all(np.delete(corrected, 20, axis=1) == 0.25)  # the other classes untouched
