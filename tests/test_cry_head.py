@@ -59,12 +59,12 @@ def test_the_export_is_the_calibrated_max_of_the_cry_columns() -> None:
 def test_calibration_learns_which_way_the_score_points_and_wrong_students_fail() -> None:
     import keras
 
-    from nurserycry.training.cry_head import _cry_logit_model, calibrate, teacher_cry_model
+    from nurserycry.training.cry_head import calibrate, cry_logit_model, teacher_cry_model
     from nurserycry.training.model import build_student
 
     student = _student(2)
     x = np.random.default_rng(3).standard_normal((400, 50, 32)).astype(np.float32)
-    z = _cry_logit_model(student).predict(x, verbose=0)[:, 0]
+    z = cry_logit_model(student).predict(x, verbose=0)[:, 0]
     a, _ = calibrate(student, x, z > np.median(z))
     assert a > 1.0  # a high cry logit means crying
     a_flipped, _ = calibrate(student, x, z < np.median(z))
@@ -103,7 +103,7 @@ def test_train_with_output_teacher_cry_ships_the_calibrated_head(
 
     from nurserycry.shared.frontend import model_input
     from nurserycry.shared.model import CryModel
-    from nurserycry.training.cry_head import _cry_logit_model, reexport
+    from nurserycry.training.cry_head import cry_logit_model, reexport
     from nurserycry.training.pipeline import RunConfig, run
     from nurserycry.training.trainer import TrainConfig
 
@@ -133,7 +133,7 @@ def test_train_with_output_teacher_cry_ships_the_calibrated_head(
     pool = next((tmp_path / "cache").glob("pool-*.npz"))
     with np.load(pool) as npz:
         codes = npz["codes"][:40]  # training-like windows: int8 ranges were set on such
-    z = _cry_logit_model(student).predict(model_input(codes), verbose=0)[:, 0]
+    z = cry_logit_model(student).predict(model_input(codes), verbose=0)[:, 0]
     expected = 1 / (1 + np.exp(-(a * z + b)))
     shipped = CryModel.load(tmp_path / "model", variant="float32").predict(codes)
     np.testing.assert_allclose(shipped, expected, rtol=1e-3, atol=1e-4)

@@ -38,6 +38,16 @@ DONATE_A_CRY = (
 
 def _output(output: dict[str, Any]) -> str:
     """What the shipped graph outputs, when it is not the label head."""
+    if output.get("head") == "stacked":
+        w, st = output["weights"], output["stack_set"]
+        return (
+            " **Output**: both heads in one: p = sigmoid("
+            f"{w['label_logit']:.3f} L {w['cry_score_logit']:+.3f} T {w['bias']:+.3f}), `L` the "
+            "label head's crying logit, `T` the max over YAMNet classes "
+            f"{', '.join(str(c) for c in output['classes'])} of the score head's logits; weights "
+            f"fitted on {st['cries']} crying pool examples against {st['unheard_windows']} "
+            "windows of audio the student never heard (`training/stacked_head.py`)."
+        )
     if output.get("head") != "teacher-cry":
         return ""
     a, b = output["calibration"]

@@ -36,12 +36,17 @@ log = logging.getLogger(__name__)
 HEAD: Final = "teacher-cry"
 
 
-def _cry_logit_model(
-    student: Any, scale: float = 1.0, shift: float = 0.0, classes: tuple[int, ...] = CRY_CLASSES
+def cry_logit_model(
+    student: Any,
+    scale: float = 1.0,
+    shift: float = 0.0,
+    classes: tuple[int, ...] = CRY_CLASSES,
+    added: tuple[npt.NDArray[np.float32], float] | None = None,
 ) -> Any:
-    """input -> max over ``classes`` of ``scale * z + shift``, ``z`` the score head's
-    pre-sigmoid outputs; ``(n, 1)``. With the calibration folded into the Dense (``scale``
-    > 0 keeps the max), int8 spends its steps on the calibrated logit, not on raw ``z``."""
+    """input -> max over ``classes`` of ``scale * z + shift (+ w . h + v)``, ``z`` the score
+    head's pre-sigmoid outputs, ``h`` the pooled features both heads read, ``added = (w, v)``
+    a linear term shared by every column; ``(n, 1)``. With the calibration folded into the
+    Dense (``scale`` > 0 keeps the max), int8 spends its steps on the calibrated logit."""
     scores = student.get_layer("scores")
     kernel, bias = scores.get_weights()
     cols = list(classes)
@@ -49,7 +54,10 @@ def _cry_logit_model(
     body = keras.Model(student.input, scores.input, name="trunk")
     head = layers.Dense(len(cols), name="cry_logits")
     z = head(body(inputs))
-    head.set_weights([kernel[:, cols] * scale, bias[cols] * scale + shift])
+    kernel, bias = kernel[:, cols] * scale, bias[cols] * scale + shift
+    if added is not None:
+        kernel, bias = kernel + added[0][:, None], bias + added[1]
+    head.set_weights([kernel, bias])
     z = layers.Reshape((len(cols), 1))(z)
     return keras.Model(inputs, layers.GlobalMaxPooling1D(name="max_cry_logit")(z))
 
@@ -60,7 +68,7 @@ def calibrate(
     """``a, b`` of ``sigmoid(a * z + b)`` by logistic regression of ``is_cry`` on ``z``."""
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415  (train extra)
 
-    z = _cry_logit_model(student).predict(x, batch_size=512, verbose=0)[:, 0].astype(np.float64)
+    z = cry_logit_model(student).predict(x, batch_size=512, verbose=0)[:, 0].astype(np.float64)
     mean, std = float(z.mean()), float(z.std()) or 1.0
     fit = LogisticRegression(C=1e4).fit(((z - mean) / std).reshape(-1, 1), is_cry)
     a = float(fit.coef_[0, 0]) / std
@@ -78,12 +86,18 @@ def teacher_cry_model(
     a, b = calibration
     if a <= 0:
         raise ValueError("the cry-score head does not rank cries above other sounds (a <= 0)")
-    inputs = keras.Input(student.input.shape[1:], name="mel")
-    p = layers.Activation("sigmoid", name="calibrated")(_cry_logit_model(student, a, b)(inputs))
+    return two_label_model(cry_logit_model(student, a, b), labels, crying_label, "teacher_cry")
+
+
+def two_label_model(logit_model: Any, labels: list[str], crying_label: str, name: str) -> Any:
+    """``logit_model`` (input -> ``(n, 1)`` crying logit) -> ``[p, 1 - p]`` in label order,
+    so the hub, its 0.9 rule and ``CryModel`` need no change."""
+    inputs = keras.Input(logit_model.input.shape[1:], name="mel")
+    p = layers.Activation("sigmoid", name="calibrated")(logit_model(inputs))
     not_p = layers.Rescaling(-1.0, offset=1.0, name="not_crying")(p)
     parts = [p, not_p] if labels.index(crying_label) == 0 else [not_p, p]
     out = layers.Concatenate(name="probabilities")(parts)
-    return keras.Model(inputs, out, name="nurserycry_teacher_cry")
+    return keras.Model(inputs, out, name=f"nurserycry_{name}")
 
 
 def export_teacher_cry(
