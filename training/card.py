@@ -44,9 +44,14 @@ def _output(output: dict[str, Any]) -> str:
             " **Output**: both heads in one: p = sigmoid("
             f"{w['label_logit']:.3f} L {w['cry_score_logit']:+.3f} T {w['bias']:+.3f}), `L` the "
             "label head's crying logit, `T` the max over YAMNet classes "
-            f"{', '.join(str(c) for c in output['classes'])} of the score head's logits; weights "
-            f"fitted on {st['cries']} crying pool examples against {st['unheard_windows']} "
-            "windows of audio the student never heard (`training/stacked_head.py`)."
+            f"{', '.join(str(c) for c in output['classes'])} of the score head's logits; "
+            + (
+                "the mean of `L` and the teacher-cry calibration of `T` on the pool"
+                if st is None
+                else f"weights fitted on {st['cries']} crying pool examples against "
+                f"{st['unheard_windows']} windows of audio the student never heard"
+            )
+            + " (`training/stacked_head.py`)."
         )
     if output.get("head") != "teacher-cry":
         return ""

@@ -100,6 +100,19 @@ def two_label_model(logit_model: Any, labels: list[str], crying_label: str, name
     return keras.Model(inputs, out, name=f"nurserycry_{name}")
 
 
+def pool_sample(
+    codes: npt.NDArray[np.int8],
+    labels_idx: npt.NDArray[np.int64],
+    crying: int,
+    sample: int = 20_000,
+    seed: int = 0,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """``sample`` pool examples the calibration is fitted on: model input, is-cry."""
+    rng = np.random.default_rng([seed, 30_000])
+    pick = rng.choice(codes.shape[0], size=min(sample, codes.shape[0]), replace=False)
+    return model_input(codes[pick], DEFAULT_PARAMS), labels_idx[pick] == crying
+
+
 def export_teacher_cry(
     student: Any,
     codes: npt.NDArray[np.int8],
@@ -113,10 +126,7 @@ def export_teacher_cry(
     """Calibrate on ``sample`` pool examples; the model, its two flatbuffers and a summary."""
     from .export import to_float32, to_int8  # noqa: PLC0415  (TensorFlow)
 
-    rng = np.random.default_rng([seed, 30_000])
-    pick = rng.choice(codes.shape[0], size=min(sample, codes.shape[0]), replace=False)
-    x = model_input(codes[pick], DEFAULT_PARAMS)
-    is_cry = labels_idx[pick] == labels.index(crying_label)
+    x, is_cry = pool_sample(codes, labels_idx, labels.index(crying_label), sample, seed)
     a, b = calibrate(student, x, is_cry)
     model = teacher_cry_model(student, (a, b), labels, crying_label)
     summary = {"head": HEAD, "classes": list(CRY_CLASSES), "calibration": [a, b]}

@@ -31,7 +31,7 @@ from nurserycry.shared.frontend import DEFAULT_PARAMS, model_input
 from nurserycry.shared.model import ModelMetadata
 
 from .audio import read_audio
-from .cry_head import cry_logit_model, two_label_model
+from .cry_head import calibrate, cry_logit_model, pool_sample, two_label_model
 from .examples import clip_windows
 from .teacher import CRY_CLASSES
 
@@ -83,6 +83,21 @@ def fit(features: npt.NDArray[np.float64], is_cry: npt.NDArray[np.bool_]) -> Wei
     return float(a), float(c), float(model.intercept_[0] - (model.coef_[0] / std) @ mean)
 
 
+def equal_weights(
+    student: Any,
+    codes: npt.NDArray[np.int8],
+    labels_idx: npt.NDArray[np.int64],
+    labels: list[str],
+    crying_label: str,
+) -> Weights:
+    """No fit on a stack set: the mean of the label head's logit and the teacher-cry
+    export's calibrated logit (``cry_head.calibrate`` on the same pool sample),
+    ``(L + a_T T + b_T) / 2``."""
+    x, is_cry = pool_sample(codes, labels_idx, labels.index(crying_label))
+    a_t, b_t = calibrate(student, x, is_cry)
+    return 0.5, 0.5 * a_t, 0.5 * b_t
+
+
 def stacked_model(student: Any, weights: Weights, labels: list[str], crying_label: str) -> Any:
     """The hub's graph: input -> ``[p, 1 - p]`` (label order), ``p = sigmoid(a L + c T + b)``."""
     a, c, b = weights
@@ -122,10 +137,16 @@ def stack_set(
 
 
 def reexport(
-    model_dir: Path, pool: Path, negatives: Path, out: Path, *, model_version: str | None = None
+    model_dir: Path,
+    pool: Path,
+    negatives: Path | None,
+    out: Path,
+    *,
+    model_version: str | None = None,
 ) -> Weights:
     """Write ``out``: ``model_dir``'s student (``model.keras``, saved with ``--save-keras``)
-    exported by both heads, weighted on ``negatives`` against ``pool``'s cries."""
+    exported by both heads, weighted on ``negatives`` against ``pool``'s cries, or with
+    :func:`equal_weights` when ``negatives`` is None."""
     import keras  # noqa: PLC0415  (TensorFlow)
 
     from .export import to_float32, to_int8  # noqa: PLC0415
@@ -135,28 +156,26 @@ def reexport(
     meta = ModelMetadata.read(model_dir)
     with np.load(pool) as npz:
         codes, labels_idx = npz["codes"], npz["labels"]
-    neg = negative_windows(negatives, meta.window_frames, meta.hop_frames)
-    x, is_cry = stack_set(codes, labels_idx, meta.labels.index(meta.crying_label), neg)
-    weights = fit(head_logits(student, x, meta.labels, meta.crying_label), is_cry)
-    log.info(
-        "stacked head: p = sigmoid(%.3f L + %.3f T + %.3f), on %d cries and %d unheard windows",
-        *weights,
-        int(is_cry.sum()),
-        int((~is_cry).sum()),
-    )
+    summary: dict[str, Any] = {"head": HEAD, "classes": list(CRY_CLASSES)}
+    if negatives is None:
+        weights = equal_weights(student, codes, labels_idx, meta.labels, meta.crying_label)
+        x, _ = pool_sample(codes, labels_idx, meta.labels.index(meta.crying_label), 400)
+        summary["stack_set"] = None
+    else:
+        neg = negative_windows(negatives, meta.window_frames, meta.hop_frames)
+        x, is_cry = stack_set(codes, labels_idx, meta.labels.index(meta.crying_label), neg)
+        weights = fit(head_logits(student, x, meta.labels, meta.crying_label), is_cry)
+        summary["stack_set"] = {"cries": int(is_cry.sum()), "unheard_windows": int((~is_cry).sum())}
+        pick = np.random.default_rng(0).choice(x.shape[0], size=min(400, x.shape[0]), replace=False)
+        x = x[pick]
+    log.info("stacked head: p = sigmoid(%.3f L + %.3f T + %.3f)", *weights)
     model = stacked_model(student, weights, meta.labels, meta.crying_label)
-    rep = x[np.random.default_rng(0).choice(x.shape[0], size=min(400, x.shape[0]), replace=False)]
-    summary = {
-        "head": HEAD,
-        "classes": list(CRY_CLASSES),
-        "weights": {"label_logit": weights[0], "cry_score_logit": weights[1], "bias": weights[2]},
-        "stack_set": {"cries": int(is_cry.sum()), "unheard_windows": int((~is_cry).sum())},
-    }
+    summary["weights"] = dict(zip(("label_logit", "cry_score_logit", "bias"), weights, strict=True))
     meta.training = {**meta.training, "output": summary}
     meta.metrics = {}  # the label head's figures do not describe this model
     if model_version:
         meta.model_version = model_version
-    write_model_dir(out, to_float32(model), to_int8(model, rep), meta)
+    write_model_dir(out, to_float32(model), to_int8(model, x), meta)
     (out / "reexport.json").write_text(
         json.dumps(
             {"from": str(model_dir), "pool": pool.name, "negatives": str(negatives), **summary},
@@ -177,12 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--pool", type=Path, required=True, help="the pool-*.npz it trained on")
-    parser.add_argument(
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument(
         "--negatives",
         type=Path,
-        required=True,
-        help="non-cry audio the student never heard (python -m "
-        "nurserycry.training.packaged_audio DIR)",
+        help="fit the weights on non-cry audio the student never heard (python -m "
+        "nurserycry.training.packaged_audio DIR) against its pool's cries",
+    )
+    how.add_argument(
+        "--equal",
+        action="store_true",
+        help="no fit: the mean of the label head's logit and the calibrated cry-score logit",
     )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--model-version")
