@@ -18,12 +18,15 @@ entity (default id)         component      what
 
 Every entity is available only when BOTH the hub (``{prefix}/hub/availability``)
 and the nursery's edge agent (``{prefix}/N/availability``, its last will) say
-``online`` (``availability_mode: all``). Only the binary sensor has an attribute,
+``online`` (``availability_mode: all``). Sharded hubs each have their own
+(``{prefix}/hub/{client_id}/availability``, ``Topics.hub_id``) and announce only the
+nurseries they score: a hub that dies marks its own nurseries unavailable (nobody scores
+them) and leaves the other hubs' nurseries alone. Only the binary sensor has an attribute,
 ``episode_started_at``, which changes with its state (no extra recorder rows).
 
-The hub's own device, **NurseryCry hub**, reads ``HubStatus`` on
-``{prefix}/hub/status``: nurseries online, rejected and duplicate messages, and
-the model version.
+The hub's own device, **NurseryCry hub** (**NurseryCry hub <client_id>** per sharded
+hub), reads ``HubStatus`` on ``{prefix}/hub/status`` (``{prefix}/hub/<client_id>/status``):
+nurseries online, rejected and duplicate messages, and the model version.
 
 Entity ids are set twice: ``object_id`` (what Home Assistant before 2025.10
 reads) and ``default_entity_id`` (2025.10 on, where ``object_id`` is deprecated);
@@ -157,28 +160,29 @@ HUB_ENTITIES: Final[dict[str, tuple[str, str, dict[str, Any]]]] = {
         {"entity_category": "diagnostic", "value_template": "{{ value_json.model }}"},
     ),
 }
-HUB_DEVICE_ID: Final = "nurserycry_hub"
+HUB_DEVICE_ID: Final = "nurserycry_hub"  # the one hub's (Topics.hub_device_id)
 
 
 def _entity_id(nursery: str) -> str:
     return "nurserycry_" + nursery.replace("-", "_")
 
 
-def device(nursery: str, software: str = __version__) -> dict[str, Any]:
+def device(nursery: str, software: str = __version__, via: str = HUB_DEVICE_ID) -> dict[str, Any]:
     return {
         "identifiers": [f"nurserycry_{nursery}"],
         "name": f"Nursery {nursery}",
         "manufacturer": "NurseryCry",
         "model": "Cry detector (edge agent + hub)",
         "sw_version": software,
-        "via_device": HUB_DEVICE_ID,
+        "via_device": via,
     }
 
 
-def hub_device(software: str = __version__) -> dict[str, Any]:
+def hub_device(topics: Topics, software: str = __version__) -> dict[str, Any]:
+    """The hub's device; a sharded hub is one of several, named by its id."""
     return {
-        "identifiers": [HUB_DEVICE_ID],
-        "name": "NurseryCry hub",
+        "identifiers": [topics.hub_device_id],
+        "name": "NurseryCry hub" + (f" {topics.hub_id}" if topics.hub_id else ""),
         "manufacturer": "NurseryCry",
         "model": "Hub",
         "sw_version": software,
@@ -210,7 +214,7 @@ def config(topics: Topics, nursery: str, key: str, software: str = __version__) 
             {"topic": topics.nursery(nursery, "availability")},
         ],
         "availability_mode": "all",
-        "device": device(nursery, software),
+        "device": device(nursery, software, topics.hub_device_id),
     }
 
 
@@ -219,12 +223,12 @@ def hub_config(topics: Topics, key: str, software: str = __version__) -> dict[st
     component, name, extra = HUB_ENTITIES[key]
     return {
         "name": name,
-        "unique_id": f"{HUB_DEVICE_ID}_{key}",
-        **_common(component, f"{HUB_DEVICE_ID}_{key}", software),
+        "unique_id": f"{topics.hub_device_id}_{key}",
+        **_common(component, f"{topics.hub_device_id}_{key}", software),
         "state_topic": topics.hub("status"),
         **extra,
         "availability_topic": topics.hub("availability"),
-        "device": hub_device(software),
+        "device": hub_device(topics, software),
     }
 
 

@@ -82,7 +82,11 @@ class Hub:
         loads ``settings.model`` (default: the shipped model) and reloads it when it changes.
         ``link``: default an :class:`MqttLink` to ``settings.mqtt``."""
         self.settings = settings
-        self.topics = topics = Topics(settings.mqtt.topic_prefix, settings.mqtt.discovery_prefix)
+        self.topics = topics = Topics(
+            settings.mqtt.topic_prefix,
+            settings.mqtt.discovery_prefix,
+            hub_id=settings.client_id if settings.mqtt.partitions else None,
+        )
         self.counters = Counters()
         self._watcher: ModelWatcher[HubModel] | None = None
         if model is None:

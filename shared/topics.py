@@ -20,6 +20,10 @@ topic                                  from    retained  payload
 ``homeassistant/status``               HA      yes       ``online`` -> hub republishes
 =====================================  ======  ========  =========================
 
+A sharded hub (``Topics.hub_id``, its client id) says its availability and status on
+``{prefix}/hub/<hub_id>/availability`` and ``…/status``, so that one hub's last will does
+not mark the nurseries of another unavailable.
+
 ``hub`` is reserved and cannot be a nursery name.
 
 Partitioned hubs (a NATS cluster, ``compose/cluster/``): the broker maps each
@@ -102,14 +106,22 @@ def parse_partitions(spec: str, count: int) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
 @dataclass(frozen=True)
 class Topics:
     prefix: str = DEFAULT_PREFIX
     discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX
+    # sharded hubs: each says its own availability and status under its id, so that one
+    # hub's last will marks only its own nurseries unavailable (None: the one hub)
+    hub_id: str | None = None
 
     def __post_init__(self) -> None:
         check_prefix(self.prefix)
         check_prefix(self.discovery_prefix)
+        if self.hub_id is not None and not _HUB_ID_RE.match(self.hub_id):
+            raise TopicError(f"invalid hub id {self.hub_id!r}: letters, digits, '-' and '_'")
 
     def nursery(self, nursery: str, kind: NurseryTopic) -> str:
         return f"{self.prefix}/{check_nursery(nursery)}/{kind}"
@@ -119,6 +131,10 @@ class Topics:
         return f"{self.prefix}/+/{kind}"
 
     def hub(self, kind: HubTopic) -> str:
+        """The hub's topics; a sharded hub's availability and status carry its id
+        (``{prefix}/hub/{hub_id}/availability``), its commands are every hub's."""
+        if self.hub_id is not None and kind != "command":
+            return f"{self.prefix}/{HUB_NAME}/{self.hub_id}/{kind}"
         return f"{self.prefix}/{HUB_NAME}/{kind}"
 
     def partition_features(self, k: int) -> str:
@@ -160,7 +176,13 @@ class Topics:
 
     def hub_discovery(self, component: str, object_id: str) -> str:
         """The hub's own entities (no nursery can be called ``hub``)."""
-        return f"{self.discovery_prefix}/{component}/nurserycry_{HUB_NAME}/{object_id}/config"
+        return f"{self.discovery_prefix}/{component}/{self.hub_device_id}/{object_id}/config"
+
+    @property
+    def hub_device_id(self) -> str:
+        """The hub's device in Home Assistant: one per sharded hub."""
+        base = f"nurserycry_{HUB_NAME}"
+        return base if self.hub_id is None else f"{base}_{self.hub_id.replace('-', '_')}"
 
     @property
     def ha_status(self) -> str:

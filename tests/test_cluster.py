@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from nurserycry.shared.config import MqttSettings
-from nurserycry.shared.mqtt import MqttLink
+from nurserycry.shared.mqtt import MqttLink, Received
 from nurserycry.shared.topics import partition
 
 from tests.servers import CLUSTER_PASSWORDS, NatsCluster
@@ -228,3 +228,72 @@ def test_sharded_hubs_survive_a_node_and_a_hub(nats_cluster: NatsCluster, tmp_pa
     for topic in topics:
         _hubs, k, _prefix, nursery, _features = topic.split("/")
         assert int(k) == partition(nursery, 32), topic
+
+
+def test_a_stopped_hub_marks_only_its_own_nurseries_unavailable(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    """Each sharded hub says it is online on its own topic, and the nurseries it scores
+    name that topic in their discovery: stopping one leaves the other's available."""
+    hubs = [
+        HubProcess(nats_cluster, tmp_path, "hub-a", "0-15", first=0),
+        HubProcess(nats_cluster, tmp_path, "hub-b", "16-31", first=1),
+    ]
+    latest: dict[str, bytes] = {}
+    lock = threading.Lock()
+
+    def keep(msg: Received) -> None:
+        with lock:
+            latest[msg.topic] = msg.payload
+
+    settings = MqttSettings(
+        broker=nats_cluster.mqtt_urls[2],
+        username="homeassistant",
+        password=CLUSTER_PASSWORDS["homeassistant"],
+    )
+    ha = MqttLink(settings, "ha-probe")
+    # as Home Assistant subscribes (NATS maps '#' to its parent level too, which the
+    # account does not grant)
+    for topic in ("nurserycry/hub/availability", "nurserycry/hub/+/availability"):
+        ha.subscribe(topic, keep, qos=1)
+    ha.subscribe("homeassistant/+/+/+/config", keep, qos=1)
+    for hub in hubs:
+        hub.start()
+    ha.start()
+    edges = Nurseries(nats_cluster)
+    own = {n: "cluster-hub-a" if partition(n, 32) < 16 else "cluster-hub-b" for n in NURSERIES}
+
+    def hub_of_each_nursery() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        with lock:
+            configs = [json.loads(p) for t, p in latest.items() if t.endswith("/config")]
+        for cfg in configs:
+            if "availability" in cfg:  # a nursery's entity: [hub, edge]
+                hub_topic, edge_topic = (a["topic"] for a in cfg["availability"])
+                found.setdefault(edge_topic.split("/")[1], set()).add(hub_topic)
+        return found
+
+    try:
+        assert ha.wait_connected(15)
+        for seq in range(3):
+            edges.published(edges.step(seq))
+        expected = {n: {f"nurserycry/hub/{h}/availability"} for n, h in own.items()}
+        wait_for(lambda: hub_of_each_nursery() == expected, 30, "discovery of every nursery")
+        hub_topic = {h: f"nurserycry/hub/{h}/availability" for h in set(own.values())}
+        assert all(latest[t] == b"online" for t in hub_topic.values())
+        devices = {
+            json.loads(p)["device"]["name"]
+            for t, p in latest.items()
+            if t.endswith("/config") and "availability_topic" in json.loads(p)
+        }
+        assert devices == {"NurseryCry hub cluster-hub-a", "NurseryCry hub cluster-hub-b"}
+
+        hubs[1].stop()
+        wait_for(lambda: latest.get(hub_topic["cluster-hub-b"]) == b"offline", 30, "b offline")
+        assert latest[hub_topic["cluster-hub-a"]] == b"online"
+        assert "nurserycry/hub/availability" not in latest  # nobody speaks for every hub
+    finally:
+        edges.stop()
+        ha.stop()
+        for hub in hubs:
+            hub.stop()

@@ -18,6 +18,7 @@ from nurserycry.hub.engine import Engine, Outputs
 from nurserycry.hub.ingest import Accepted
 from nurserycry.shared.detector import DetectorConfig
 from nurserycry.shared.episodes import EpisodeConfig
+from nurserycry.shared.errors import TopicError
 from nurserycry.shared.schemas import NurseryState
 from nurserycry.shared.topics import Topics
 
@@ -293,6 +294,34 @@ def test_hub_device_discovery_reads_hub_status() -> None:
         assert c["default_entity_id"] == "sensor." + c["object_id"]
         assert c["object_id"].startswith("nurserycry_hub_")
     assert len({c["unique_id"] for c in configs}) == len(configs)
+
+
+def test_a_sharded_hub_names_itself_in_its_topics_device_and_nurseries() -> None:
+    topics = Topics(hub_id="hub-2")
+    assert topics.hub("availability") == "nurserycry/hub/hub-2/availability"
+    assert topics.hub("status") == "nurserycry/hub/hub-2/status"
+    assert topics.hub("command") == "nurserycry/hub/command"  # every hub obeys
+    assert topics.parse("nurserycry/hub/hub-2/status") is None
+    hub = {t: json.loads(p) for t, p in discovery.hub_messages(topics, "9.9")}
+    assert set(hub) == {
+        f"homeassistant/sensor/nurserycry_hub_hub_2/{key}/config" for key in discovery.HUB_ENTITIES
+    }
+    for c in hub.values():
+        assert c["availability_topic"] == "nurserycry/hub/hub-2/availability"
+        assert c["state_topic"] == "nurserycry/hub/hub-2/status"
+        assert c["device"] == {**c["device"], "identifiers": ["nurserycry_hub_hub_2"]}
+        assert c["device"]["name"] == "NurseryCry hub hub-2"
+        assert c["unique_id"].startswith("nurserycry_hub_hub_2_")
+    crying = json.loads(
+        dict(discovery.messages(topics, "n1"))[topics.discovery("binary_sensor", "n1", "crying")]
+    )
+    assert [a["topic"] for a in crying["availability"]] == [
+        "nurserycry/hub/hub-2/availability",
+        "nurserycry/n1/availability",
+    ]
+    assert crying["device"]["via_device"] == "nurserycry_hub_hub_2"
+    with pytest.raises(TopicError, match="invalid hub id"):
+        Topics(hub_id="a/b")
 
 
 def test_an_edge_clock_set_back_a_day_does_not_reset_crying_minutes() -> None:

@@ -135,3 +135,28 @@ def test_reexport_of_a_saved_student_on_unheard_negatives(tmp_path: Path) -> Non
                 str(tmp_path / "x"),
             ]
         )
+
+
+def test_equal_weights_are_the_mean_of_both_calibrated_logits() -> None:
+    from nurserycry.training.cry_head import calibrate, pool_sample
+    from nurserycry.training.stacked_head import equal_weights, stacked_model
+
+    student = _student(1)
+    rng = np.random.default_rng(4)
+    codes = rng.integers(-128, 127, (300, 50, 32), dtype=np.int8)
+    labels_idx = rng.integers(0, 2, 300)
+    x, is_cry = pool_sample(codes, labels_idx, 0)
+    assert x.shape == (300, 50, 32) and is_cry.sum() == (labels_idx == 0).sum()
+    a_t, b_t = calibrate(student, x, is_cry)
+    assert equal_weights(student, codes, labels_idx, LABELS, "crying") == pytest.approx(
+        (0.5, 0.5 * a_t, 0.5 * b_t)
+    )
+    if a_t > 0:  # a random score head may point either way; the graph needs it to point up
+        out = student.predict(x, verbose=0)
+        logit = 0.5 * _logit(out["probabilities"][:, 0]) + 0.5 * (
+            a_t * _logit(out["scores"][:, [19, 20, 21]]).max(axis=1) + b_t
+        )
+        got = stacked_model(student, (0.5, 0.5 * a_t, 0.5 * b_t), LABELS, "crying")
+        np.testing.assert_allclose(
+            got.predict(x, verbose=0)[:, 0], 1 / (1 + np.exp(-logit)), rtol=1e-3, atol=1e-4
+        )
