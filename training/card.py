@@ -38,6 +38,12 @@ DONATE_A_CRY = (
 
 def _output(output: dict[str, Any]) -> str:
     """What the shipped graph outputs, when it is not the label head."""
+    if output.get("head") == "embedding-probe":
+        return (
+            " **Output**: a logistic probe fitted on the teacher's own L2-normalised embeddings "
+            f"of {output['examples']} pool examples, run on the student's embedding head "
+            "(`training/probe_head.py`)."
+        )
     if output.get("head") == "stacked":
         w, st = output["weights"], output["stack_set"]
         return (
