@@ -33,7 +33,8 @@ Probe = tuple[npt.NDArray[np.float64], float]  # weights over the unit embedding
 def unit(x: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     x64 = np.asarray(x, np.float64)
     norm = np.linalg.norm(x64, axis=-1, keepdims=True)
-    return x64 / np.maximum(norm, 1e-12)
+    out: npt.NDArray[np.float64] = x64 / np.maximum(norm, 1e-12)
+    return out
 
 
 def fit_probe(
