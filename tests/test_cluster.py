@@ -246,6 +246,10 @@ def test_a_stopped_hub_marks_only_its_own_nurseries_unavailable(
         with lock:
             latest[msg.topic] = msg.payload
 
+    def seen() -> dict[str, bytes]:  # the network thread adds topics meanwhile
+        with lock:
+            return dict(latest)
+
     settings = MqttSettings(
         broker=nats_cluster.mqtt_urls[2],
         username="homeassistant",
@@ -265,8 +269,7 @@ def test_a_stopped_hub_marks_only_its_own_nurseries_unavailable(
 
     def hub_of_each_nursery() -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
-        with lock:
-            configs = [json.loads(p) for t, p in latest.items() if t.endswith("/config")]
+        configs = [json.loads(p) for t, p in seen().items() if t.endswith("/config")]
         for cfg in configs:
             if "availability" in cfg:  # a nursery's entity: [hub, edge]
                 hub_topic, edge_topic = (a["topic"] for a in cfg["availability"])
@@ -280,18 +283,18 @@ def test_a_stopped_hub_marks_only_its_own_nurseries_unavailable(
         expected = {n: {f"nurserycry/hub/{h}/availability"} for n, h in own.items()}
         wait_for(lambda: hub_of_each_nursery() == expected, 30, "discovery of every nursery")
         hub_topic = {h: f"nurserycry/hub/{h}/availability" for h in set(own.values())}
-        assert all(latest[t] == b"online" for t in hub_topic.values())
+        assert all(seen()[t] == b"online" for t in hub_topic.values())
         devices = {
             json.loads(p)["device"]["name"]
-            for t, p in latest.items()
+            for t, p in seen().items()
             if t.endswith("/config") and "availability_topic" in json.loads(p)
         }
         assert devices == {"NurseryCry hub cluster-hub-a", "NurseryCry hub cluster-hub-b"}
 
         hubs[1].stop()
-        wait_for(lambda: latest.get(hub_topic["cluster-hub-b"]) == b"offline", 30, "b offline")
-        assert latest[hub_topic["cluster-hub-a"]] == b"online"
-        assert "nurserycry/hub/availability" not in latest  # nobody speaks for every hub
+        wait_for(lambda: seen().get(hub_topic["cluster-hub-b"]) == b"offline", 30, "b offline")
+        assert seen()[hub_topic["cluster-hub-a"]] == b"online"
+        assert "nurserycry/hub/availability" not in seen()  # nobody speaks for every hub
     finally:
         edges.stop()
         ha.stop()
