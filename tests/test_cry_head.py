@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -96,6 +97,28 @@ class BandTeacher:
         return TeacherOutput(emb, scores)
 
 
+def train_saved_student(
+    data: Path, tmp: Path, **overrides: Any
+) -> tuple[Any, dict[str, Any], Path]:
+    """A small teacher-trained student saved with ``--save-keras`` under ``tmp/model`` (the
+    :class:`BandTeacher`): its ``RunConfig``, its report and its pool."""
+    from nurserycry.training.pipeline import RunConfig, run
+    from nurserycry.training.trainer import TrainConfig
+
+    cfg = RunConfig(
+        data_dir=data,
+        out=tmp / "model",
+        cache_dir=tmp / "cache",
+        split="none",
+        pool_examples=384,
+        save_keras=True,
+        train=TrainConfig(epochs=4, batch_size=32, width=8, verbose=0, scores_weight=20.0),
+        **overrides,
+    )
+    report = run(cfg, teacher=BandTeacher())
+    return cfg, report, next((tmp / "cache").glob("pool-*.npz"))
+
+
 def test_train_with_output_teacher_cry_ships_the_calibrated_head(
     dataset: Path, tmp_path: Path
 ) -> None:
@@ -105,19 +128,8 @@ def test_train_with_output_teacher_cry_ships_the_calibrated_head(
     from nurserycry.shared.model import CryModel
     from nurserycry.training.cry_head import cry_logit_model, reexport
     from nurserycry.training.pipeline import RunConfig, run
-    from nurserycry.training.trainer import TrainConfig
 
-    cfg = RunConfig(
-        data_dir=dataset,
-        out=tmp_path / "model",
-        cache_dir=tmp_path / "cache",
-        split="none",
-        pool_examples=384,
-        output="teacher-cry",
-        save_keras=True,
-        train=TrainConfig(epochs=4, batch_size=32, width=8, verbose=0, scores_weight=20.0),
-    )
-    report = run(cfg, teacher=BandTeacher())
+    cfg, report, pool = train_saved_student(dataset, tmp_path, output="teacher-cry")
     output = report["training"]["output"]
     assert output["head"] == "teacher-cry" and output["classes"] == [19, 20, 21]
     a, b = output["calibration"]
@@ -130,7 +142,6 @@ def test_train_with_output_teacher_cry_ships_the_calibrated_head(
 
     # what the hub runs is sigmoid(a * z + b) of the saved student's cry logits
     student = keras.models.load_model(tmp_path / "model" / "model.keras", compile=False)
-    pool = next((tmp_path / "cache").glob("pool-*.npz"))
     with np.load(pool) as npz:
         codes = npz["codes"][:40]  # training-like windows: int8 ranges were set on such
     z = cry_logit_model(student).predict(model_input(codes), verbose=0)[:, 0]

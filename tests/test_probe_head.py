@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.audio_gen import make_dataset
-from tests.test_cry_head import BandTeacher
+from tests.test_cry_head import train_saved_student
 
 pytestmark = pytest.mark.train
 
@@ -63,21 +63,9 @@ def test_the_graph_is_the_probe_on_the_unit_student_embedding() -> None:
 def test_reexport_fits_on_the_pool_teacher_embeddings(tmp_path: Path) -> None:
     from nurserycry.shared.model import CryModel
     from nurserycry.training.card import _output
-    from nurserycry.training.pipeline import RunConfig, run
     from nurserycry.training.probe_head import fit_probe, main
-    from nurserycry.training.trainer import TrainConfig
 
-    cfg = RunConfig(
-        data_dir=make_dataset(tmp_path / "data"),
-        out=tmp_path / "model",
-        cache_dir=tmp_path / "cache",
-        split="none",
-        pool_examples=384,
-        save_keras=True,
-        train=TrainConfig(epochs=4, batch_size=32, width=8, verbose=0, scores_weight=20.0),
-    )
-    run(cfg, teacher=BandTeacher())
-    pool = next((tmp_path / "cache").glob("pool-*.npz"))
+    _, _, pool = train_saved_student(make_dataset(tmp_path / "data"), tmp_path)
     out = tmp_path / "probe"
     args = [str(tmp_path / "model"), "--pool", str(pool), "--out", str(out)]
     assert main([*args, "--model-version", "p-1"]) == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.audio_gen import make_dataset
-from tests.test_cry_head import BandTeacher, _logit, _student
+from tests.test_cry_head import _logit, _student, train_saved_student
 
 pytestmark = pytest.mark.train
 
@@ -68,22 +68,10 @@ def test_reexport_of_a_saved_student_on_unheard_negatives(tmp_path: Path) -> Non
     from nurserycry.training.audio import read_audio
     from nurserycry.training.card import _output
     from nurserycry.training.examples import clip_windows
-    from nurserycry.training.pipeline import RunConfig, run
     from nurserycry.training.stacked_head import main
-    from nurserycry.training.trainer import TrainConfig
 
     data = make_dataset(tmp_path / "data")
-    cfg = RunConfig(
-        data_dir=data,
-        out=tmp_path / "model",
-        cache_dir=tmp_path / "cache",
-        split="none",
-        pool_examples=384,
-        save_keras=True,
-        train=TrainConfig(epochs=4, batch_size=32, width=8, verbose=0, scores_weight=20.0),
-    )
-    run(cfg, teacher=BandTeacher())
-    pool = next((tmp_path / "cache").glob("pool-*.npz"))
+    _, _, pool = train_saved_student(data, tmp_path)
     meta_in = json.loads((tmp_path / "model" / "metadata.json").read_text())
     # the mechanics, not the lever: the data's own non-cry clips stand in for unheard audio
     unheard = data / "not_crying"

@@ -139,8 +139,6 @@ def export_teacher_cry(
 def reexport(model_dir: Path, pool: Path, out: Path, *, model_version: str | None = None) -> None:
     """Write ``out``: ``model_dir``'s student (``model.keras``) exported by its cry-score head,
     calibrated on ``pool`` (the ``pool-*.npz`` it trained on); metadata carried over."""
-    from .metadata import write_model_dir  # noqa: PLC0415
-
     student = keras.models.load_model(model_dir / "model.keras", compile=False)
     meta = ModelMetadata.read(model_dir)
     with np.load(pool) as npz:
@@ -148,14 +146,36 @@ def reexport(model_dir: Path, pool: Path, out: Path, *, model_version: str | Non
     _, f32, i8, summary = export_teacher_cry(
         student, codes, labels_idx, meta.labels, meta.crying_label
     )
+    write_reexport(
+        out,
+        (f32, i8),
+        meta,
+        summary=summary,
+        source={"from": str(model_dir), "pool": pool.name},
+        model_version=model_version,
+    )
+
+
+def write_reexport(
+    out: Path,
+    flatbuffers: tuple[bytes, bytes],
+    meta: ModelMetadata,
+    *,
+    summary: dict[str, Any],
+    source: dict[str, Any],
+    model_version: str | None = None,
+) -> None:
+    """A model directory for a student re-exported by another head: its flatbuffers, the
+    metadata carried over with ``summary`` as the output (and without the label head's
+    figures, which do not describe it), and ``reexport.json`` (``source`` + ``summary``)."""
+    from .metadata import write_model_dir  # noqa: PLC0415
+
     meta.training = {**meta.training, "output": summary}
-    meta.metrics = {}  # the label head's figures do not describe this model
+    meta.metrics = {}
     if model_version:
         meta.model_version = model_version
-    write_model_dir(out, f32, i8, meta)
-    (out / "reexport.json").write_text(
-        json.dumps({"from": str(model_dir), "pool": pool.name, **summary}, indent=1) + "\n"
-    )
+    write_model_dir(out, *flatbuffers, meta)
+    (out / "reexport.json").write_text(json.dumps({**source, **summary}, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ labels (training/README.md, tenth session).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Final
@@ -22,7 +21,7 @@ import numpy.typing as npt
 
 from nurserycry.shared.model import ModelMetadata
 
-from .cry_head import pool_sample, two_label_model
+from .cry_head import pool_sample, two_label_model, write_reexport
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,6 @@ def reexport(
     import keras  # noqa: PLC0415  (TensorFlow)
 
     from .export import to_float32, to_int8  # noqa: PLC0415
-    from .metadata import write_model_dir  # noqa: PLC0415
 
     student = keras.models.load_model(model_dir / "model.keras", compile=False)
     meta = ModelMetadata.read(model_dir)
@@ -114,13 +112,14 @@ def reexport(
     rep, _ = pool_sample(codes, labels_idx, crying, 400)
     summary = {"head": HEAD, "examples": int(pick.size), "c": c, "bias": probe[1]}
     log.info("embedding probe on %d pool examples: bias %.3f", pick.size, probe[1])
-    meta.training = {**meta.training, "output": summary}
-    meta.metrics = {}  # the label head's figures do not describe this model
-    if model_version:
-        meta.model_version = model_version
-    write_model_dir(out, to_float32(model), to_int8(model, rep), meta)
-    (out / "reexport.json").write_text(
-        json.dumps({"from": str(model_dir), "pool": pool.name, **summary}, indent=1) + "\n"
+    source = {"from": str(model_dir), "pool": pool.name}
+    write_reexport(
+        out,
+        (to_float32(model), to_int8(model, rep)),
+        meta,
+        summary=summary,
+        source=source,
+        model_version=model_version,
     )
     return probe
 

@@ -19,7 +19,6 @@ sounds it never heard, the teacher's view earns its weight.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Final
@@ -31,7 +30,7 @@ from nurserycry.shared.frontend import DEFAULT_PARAMS, model_input
 from nurserycry.shared.model import ModelMetadata
 
 from .audio import read_audio
-from .cry_head import calibrate, cry_logit_model, pool_sample, two_label_model
+from .cry_head import calibrate, cry_logit_model, pool_sample, two_label_model, write_reexport
 from .examples import clip_windows
 from .teacher import CRY_CLASSES
 
@@ -150,7 +149,6 @@ def reexport(
     import keras  # noqa: PLC0415  (TensorFlow)
 
     from .export import to_float32, to_int8  # noqa: PLC0415
-    from .metadata import write_model_dir  # noqa: PLC0415
 
     student = keras.models.load_model(model_dir / "model.keras", compile=False)
     meta = ModelMetadata.read(model_dir)
@@ -171,17 +169,14 @@ def reexport(
     log.info("stacked head: p = sigmoid(%.3f L + %.3f T + %.3f)", *weights)
     model = stacked_model(student, weights, meta.labels, meta.crying_label)
     summary["weights"] = dict(zip(("label_logit", "cry_score_logit", "bias"), weights, strict=True))
-    meta.training = {**meta.training, "output": summary}
-    meta.metrics = {}  # the label head's figures do not describe this model
-    if model_version:
-        meta.model_version = model_version
-    write_model_dir(out, to_float32(model), to_int8(model, x), meta)
-    (out / "reexport.json").write_text(
-        json.dumps(
-            {"from": str(model_dir), "pool": pool.name, "negatives": str(negatives), **summary},
-            indent=1,
-        )
-        + "\n"
+    source = {"from": str(model_dir), "pool": pool.name, "negatives": str(negatives)}
+    write_reexport(
+        out,
+        (to_float32(model), to_int8(model, x)),
+        meta,
+        summary=summary,
+        source=source,
+        model_version=model_version,
     )
     return weights
 
