@@ -219,14 +219,11 @@ class _CryTeacher:
         return TeacherOutput(np.zeros((len(chunks), 4), np.float32), scores)
 
 
-@pytest.mark.slow
-def test_harness_run_scores_every_detector_on_every_fold(tmp_path: Path) -> None:
-    from nurserycry.training import plots
-    from nurserycry.training.card import harness_tables
+def _fold_clips() -> tuple[list, list]:
+    """Three generated cries from each fold's cry source and a hum from each of its
+    negative sources (a fan for its backgrounds)."""
     from nurserycry.training.dataset import Clip
     from nurserycry.training.folds import FOLDS
-    from nurserycry.training.harness import Contender, run_harness
-    from nurserycry.training.night import NightConfig
 
     rng = np.random.default_rng(4)
     t = np.arange(3 * RATE) / RATE
@@ -258,6 +255,18 @@ def test_harness_run_scores_every_detector_on_every_fold(tmp_path: Path) -> None
             )
             hum = 0.1 * np.sin(2 * np.pi * 90 * t) + 1e-3 * rng.standard_normal(t.size)
             waves.append(hum.astype(np.float32))
+    return clips, waves
+
+
+@pytest.mark.slow
+def test_harness_run_scores_every_detector_on_every_fold(tmp_path: Path) -> None:
+    from nurserycry.training import plots
+    from nurserycry.training.card import harness_tables
+    from nurserycry.training.folds import FOLDS
+    from nurserycry.training.harness import Contender, run_harness
+    from nurserycry.training.night import NightConfig
+
+    clips, waves = _fold_clips()
     contenders = [Contender("fake_yamnet", teacher=_CryTeacher())]
     night = NightConfig(minutes=3.5, quiet_between_s=(62.0, 66.0), episode_s=(6.0, 8.0))
     report = run_harness(clips, waves, contenders, streams=1, night=night, cache_dir=tmp_path)
@@ -279,3 +288,55 @@ def test_harness_run_scores_every_detector_on_every_fold(tmp_path: Path) -> None
     assert "| second_source" in text and "fake_yamnet" in text
     plots.harness_summary(report, tmp_path / "h.png")
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+
+
+class _BandEmbeddingTeacher(_CryTeacher):
+    """Like :class:`_CryTeacher`, with an embedding that points one way for energy at
+    300-1500 Hz and another for the rest: a probe can learn crying from it."""
+
+    def run(self, chunks):  # type: ignore[no-untyped-def]
+        from nurserycry.training.teacher import TeacherOutput
+
+        out = super().run(chunks)
+        emb = np.zeros((len(chunks), 4), np.float32)
+        for i, c in enumerate(chunks):
+            total = np.mean(np.square(c, dtype=np.float64)) + 1e-20
+            share = 10 ** ((_band_db(c, 0.0, c.size / RATE) - 10 * np.log10(total)) / 10)
+            emb[i] = [share, 1 - share, 0.05, 0.0]
+        return TeacherOutput(emb, out.scores)
+
+
+def test_the_hub_rule_over_teacher_chunks_alerts_once_per_cooldown() -> None:
+    from nurserycry.training.ceiling import rule_alerts
+
+    scores = np.zeros(200, np.float32)
+    assert rule_alerts(scores) == []
+    scores[10:20] = 0.99  # ~5 s of crying: one alert, on its second hot chunk
+    first = rule_alerts(scores)
+    assert len(first) == 1 and 5.0 < first[0] < 6.5
+    scores[40:50] = 0.99  # 15 s later: inside the 60 s cooldown
+    assert rule_alerts(scores) == first
+    scores[180:190] = 0.99  # ~80 s after the first: a new alert
+    assert len(rule_alerts(scores)) == 2
+
+
+@pytest.mark.slow
+def test_yamnet_probe_is_fitted_on_each_fold_training_clips(tmp_path: Path) -> None:
+    from nurserycry.training.ceiling import TeacherProbe
+    from nurserycry.training.folds import FOLDS
+    from nurserycry.training.harness import run_harness
+    from nurserycry.training.night import NightConfig
+
+    clips, waves = _fold_clips()
+    probe = TeacherProbe("yamnet_probe", _BandEmbeddingTeacher(), c=1e4)  # a few chunks
+    night = NightConfig(minutes=2.5, quiet_between_s=(62.0, 66.0), episode_s=(6.0, 8.0))
+    report = run_harness(clips, waves, [probe], streams=1, night=night, cache_dir=tmp_path)
+    assert set(probe.probes) == set(FOLDS)
+    for entry in report["folds"].values():
+        det = entry["detectors"]["yamnet_probe"]
+        assert det["clip_recall"] == 1.0 and det["clip_precision"] == 1.0
+        assert det["clip_roc_auc"] == 1.0
+        assert det["night"]["alerted"] >= 1
+    w, _ = probe.probes["second_source"]
+    assert w[0] > w[1]  # the band share points to crying
+    assert "cannot ship" in report["detectors"]["yamnet_probe"]

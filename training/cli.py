@@ -371,6 +371,12 @@ def harness(argv: Sequence[str]) -> int:
         "sub-folder per fold (repeatable)",
     )
     parser.add_argument("--yamnet", type=Path, help="yamnet.tflite: also score Frigate's rule")
+    parser.add_argument(
+        "--yamnet-probe",
+        action="store_true",
+        help="with --yamnet: also YAMNet's embedding + a probe fitted on each fold's training "
+        "clips, the ceiling of distillation (training/ceiling.py; cannot ship)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/harness"))
     parser.add_argument(
         "--streams", type=int, default=6, help="night streams per fold (6 x 20 min: 2 h)"
@@ -385,6 +391,7 @@ def harness(argv: Sequence[str]) -> int:
 
     from . import plots
     from .audio import load_waves
+    from .ceiling import TeacherProbe
     from .dataset import load_clips
     from .folds import FOLDS
     from .harness import Contender, run_harness
@@ -399,7 +406,12 @@ def harness(argv: Sequence[str]) -> int:
                 raise ValueError(f"--model wants NAME=DIR, not {spec!r}")
             contenders.append(Contender(name, Path(path)))
         if args.yamnet is not None:
-            contenders.append(Contender("yamnet_frigate", teacher=YamnetTeacher(args.yamnet)))
+            yamnet = YamnetTeacher(args.yamnet)
+            contenders.append(Contender("yamnet_frigate", teacher=yamnet))
+            if args.yamnet_probe:
+                contenders.append(TeacherProbe("yamnet_probe", yamnet))
+        elif args.yamnet_probe:
+            raise ValueError("--yamnet-probe needs --yamnet PATH")
         if not contenders:
             raise ValueError("nothing to score: give --model and/or --yamnet")
         folds = args.fold or list(FOLDS)

@@ -88,6 +88,9 @@ class Contender:
         model = next(iter(self.models.values()))
         return f"{model.metadata.model_version}: one model on every fold, as shipped"
 
+    def prepare(self, fold: str, clips: Sequence[Clip], waves: Sequence[Wave]) -> None:
+        """Anything to fit on the fold's training clips before scoring (nothing here)."""
+
     def score(self, fold: str, feats: Features, wave: Wave) -> Scored:
         if self.teacher is not None:
             s = cry_score(self.teacher.run(chunks_of(wave)).scores)
@@ -249,6 +252,7 @@ def run_harness(
         for contender in contenders:
             if contender.teacher is None and name not in contender.models:
                 continue
+            contender.prepare(name, clips, waves)
             scored = [
                 contender.score(name, f, w)
                 for f, w in tqdm(
