@@ -340,3 +340,12 @@ def test_yamnet_probe_is_fitted_on_each_fold_training_clips(tmp_path: Path) -> N
     w, _ = probe.probes["second_source"]
     assert w[0] > w[1]  # the band share points to crying
     assert "cannot ship" in report["detectors"]["yamnet_probe"]
+
+
+def test_harness_cli_wants_yamnet_for_the_probe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nurserycry.training.cli import harness
+
+    assert harness(["--data", str(tmp_path), "--yamnet-probe"]) == 2
+    assert "--yamnet-probe needs --yamnet PATH" in capsys.readouterr().err
