@@ -38,3 +38,20 @@ def test_card_quotes_the_harness_and_draws_its_figures(tmp_path: Path) -> None:
         assert (model / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit, match="no such fold/detector"):
         card.main([*args, "--confusion", "wideband/nobody"])
+
+
+def test_card_names_the_costliest_class_of_each_detector() -> None:
+    from nurserycry.training.card import harness_tables
+
+    harness = json.loads((DEFAULT / "harness.json").read_text())
+    fold = harness["folds"]["wideband"]
+    name = next(iter(fold["detectors"]))
+    fold["detectors"][name]["without_class"] = [
+        {"cls": "cat_meow", "clips": 147, "clip_f1": 0.8621, "clip_roc_auc": 0.9911}
+    ]
+    lines = [x for x in harness_tables(harness) if x.startswith(f"- wideband, {name}:")]
+    assert lines and lines[0].endswith(
+        "; without cat_meow (147 clips): clip F1 0.862, ROC-AUC 0.991"
+    )
+    others = [x for x in harness_tables(harness) if x.startswith("- second_source")]
+    assert others and not any("without" in x for x in others)  # runs without the field

@@ -274,7 +274,7 @@ def test_harness_run_scores_every_detector_on_every_fold(tmp_path: Path) -> None
     for entry in report["folds"].values():
         det = entry["detectors"]["fake_yamnet"]
         assert det["cries"] == 3 and det["clip_recall"] == 1.0 and det["clip_precision"] == 1.0
-        assert det["clip_roc_auc"] == 1.0
+        assert det["clip_roc_auc"] == 1.0 and det["without_class"] == []  # nothing to gain
         night_rep = det["night"]
         assert night_rep["episodes"] >= 2
         assert night_rep["alerted"] == night_rep["episodes"]  # the fake hears every cry ...
@@ -349,3 +349,19 @@ def test_harness_cli_wants_yamnet_for_the_probe(
 
     assert harness(["--data", str(tmp_path), "--yamnet-probe"]) == 2
     assert "--yamnet-probe needs --yamnet PATH" in capsys.readouterr().err
+
+
+def test_costliest_classes_name_the_sound_that_the_error_is() -> None:
+    from nurserycry.training.harness import costliest_classes
+
+    # 4 cries; cats outrank two of them and alert twice; dogs sit below every cry
+    ys = [True] * 4 + [False] * 6
+    top = [0.9, 0.8, 0.5, 0.4, 0.95, 0.85, 0.6, 0.1, 0.2, 0.3]
+    alert = [1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    classes = ["cry"] * 4 + ["cat", "cat", "cat", "dog", "dog", "door"]
+    rows = costliest_classes(ys, alert, top, classes)
+    assert [r["cls"] for r in rows] == ["cat"]  # leaving out dogs or the door changes nothing
+    (cat,) = rows
+    assert cat["clips"] == 3 and cat["clip_roc_auc"] == 1.0
+    assert cat["clip_f1"] == pytest.approx(2 / 3, abs=1e-4)  # P 1, R 0.5
+    assert costliest_classes([True, False], [1.0, 0.0], [0.9, 0.1], ["cry", "dog"]) == []

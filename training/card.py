@@ -216,7 +216,12 @@ def harness_tables(report: dict[str, Any]) -> list[str]:
                 for k in keys
             ]
             lines.append(f"| {fold} | {name} | " + " | ".join(cells) + " |")
-    lines += ["", "False alarms per negative group (clips that alerted / clips):", ""]
+    lines += [
+        "",
+        "False alarms per negative group (clips that alerted / clips), and the clip figures "
+        "with the costliest negative class left out:",
+        "",
+    ]
     for fold, entry in report["folds"].items():
         for name, d in entry["detectors"].items():
             groups = ", ".join(
@@ -227,7 +232,14 @@ def harness_tables(report: dict[str, Any]) -> list[str]:
                 for c, v in list(d["false_alarms_per_class"].items())[:5]
                 if v["alerts"]
             )
-            lines.append(f"- {fold}, {name}: {groups}; most: {worst or 'none'}")
+            cost = d.get("without_class") or []  # absent from runs before it was added
+            without = (
+                f"; without {cost[0]['cls']} ({cost[0]['clips']} clips): clip F1 "
+                f"{_f(cost[0]['clip_f1'])}, ROC-AUC {_f(cost[0]['clip_roc_auc'])}"
+                if cost
+                else ""
+            )
+            lines.append(f"- {fold}, {name}: {groups}; most: {worst or 'none'}{without}")
     return [*lines, ""]
 
 

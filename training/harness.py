@@ -8,8 +8,10 @@ For each fold of :mod:`.folds` and each detector:
 * **clips**: every held-out clip through the hub's detector (frontend -> windows
   -> model -> the shared episode rule); clip P/R/F1 of "did it alert", clip
   ROC-AUC of its highest window score, window ROC-AUC; false alarms per class
-  and per negative group; a baby's non-cry voice (babble, laughter, and held-out
-  adult laughter played 1.3x and 1.6x faster) on its own;
+  and per negative group, and the clip F1 and ROC-AUC with each of the costliest
+  negative classes left out (``without_class``: which sound the error is); a
+  baby's non-cry voice (babble, laughter, and held-out adult laughter played 1.3x
+  and 1.6x faster) on its own;
 * **night streams** (:mod:`.night`) built from the fold's held-out recordings:
   episodes alerted, alert delay (median, p95), false alerts per hour.
 
@@ -55,6 +57,7 @@ Wave = npt.NDArray[np.float32]
 BABY_VOICE = frozenset({"baby_babble_coo", "baby_laugh"})
 LAUGHTER = frozenset({"laughter"})
 SPEEDUPS = (1.3, 1.6)
+COSTLIEST = 5  # classes listed in a report's ``without_class``
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,26 @@ def _rows(fold: Fold, clips: Sequence[Clip], waves: Sequence[Wave]) -> list[tupl
     ]
 
 
+def costliest_classes(
+    ys: Sequence[bool], alert: Sequence[float], top: Sequence[float], classes: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Clip F1 (alerts) and ROC-AUC (top scores) with one negative class left out, for
+    the classes whose absence would raise either, most AUC gained first: which sound
+    the error is, and how much of it."""
+    y, cls = np.asarray(ys, bool), np.asarray(classes)
+    base_f1 = metrics.binary(y, alert, 0.5)["f1"]
+    base_auc = metrics.binary(y, top, 0.5)["roc_auc"]
+    out = []
+    for name in sorted(set(cls[~y])):
+        keep = y | (cls != name)
+        f1 = metrics.binary(y[keep], np.asarray(alert)[keep], 0.5)["f1"]
+        auc = metrics.binary(y[keep], np.asarray(top)[keep], 0.5)["roc_auc"]
+        if f1 > base_f1 or (auc is not None and base_auc is not None and auc > base_auc):
+            clips = int(np.sum(cls[~y] == name))
+            out.append({"cls": name, "clips": clips, "clip_f1": f1, "clip_roc_auc": auc})
+    return sorted(out, key=lambda r: (-(r["clip_roc_auc"] or 0.0), -r["clip_f1"]))[:COSTLIEST]
+
+
 def _clip_report(
     rows: list[tuple[Clip, Wave, str]], scored: list[Scored], fold: Fold
 ) -> dict[str, Any]:
@@ -155,6 +178,7 @@ def _clip_report(
         "false_alarms_per_class": {
             k: {**v, "share": round(v["alerts"] / v["clips"], 4)} for k, v in ranked
         },
+        "without_class": costliest_classes(ys, alert, top, [c.cls for c, _, _ in rows]),
         "roc": metrics.curves(ys, top),
     }
 
