@@ -365,3 +365,26 @@ def test_costliest_classes_name_the_sound_that_the_error_is() -> None:
     assert cat["clips"] == 3 and cat["clip_roc_auc"] == 1.0
     assert cat["clip_f1"] == pytest.approx(2 / 3, abs=1e-4)  # P 1, R 0.5
     assert costliest_classes([True, False], [1.0, 0.0], [0.9, 0.1], ["cry", "dog"]) == []
+
+
+def test_skipped_clips_are_not_scored_and_a_wrong_path_is_refused(tmp_path: Path) -> None:
+    from nurserycry.training.harness import Contender, read_skip, run_harness
+    from nurserycry.training.night import NightConfig
+
+    clips, waves = _fold_clips()
+    hums = [c for c in clips if c.cls == "hum"]
+    night = NightConfig(minutes=3.5, quiet_between_s=(62.0, 66.0), episode_s=(6.0, 8.0))
+    args = {"streams": 1, "night": night, "cache_dir": tmp_path, "folds": ["wideband"]}
+    teacher = [Contender("fake_yamnet", teacher=_CryTeacher())]
+    full = run_harness(clips, waves, teacher, **args)["folds"]["wideband"]
+    listed = tmp_path / "skip.txt"
+    listed.write_text(f"# trained on\n{hums[-1].key}\n\n")
+    skip = read_skip(listed, clips)
+    report = run_harness(clips, waves, teacher, skip=skip, **args)
+    part = report["folds"]["wideband"]
+    assert report["skipped_clips"] == 1
+    group = next(g for g, n in full["held_out"].items() if part["held_out"].get(g) != n)
+    assert part["held_out"][group] == full["held_out"][group] - 1
+    listed.write_text("audio/not_crying/nowhere.flac\n")
+    with pytest.raises(ValueError, match="no clip of the data"):
+        read_skip(listed, clips)

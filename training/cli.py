@@ -385,6 +385,12 @@ def harness(argv: Sequence[str]) -> int:
     parser.add_argument("--fold", action="append", help="only these folds (default: all)")
     parser.add_argument("--cache", type=Path, help="decoded audio and simulated rooms")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--skip-clips",
+        type=Path,
+        help="a text file of clip paths (as in manifest.csv, one a line) not to score, for "
+        "a model that trained on them (an oracle); every detector skips them alike",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
@@ -394,7 +400,7 @@ def harness(argv: Sequence[str]) -> int:
     from .ceiling import TeacherProbe
     from .dataset import load_clips
     from .folds import FOLDS
-    from .harness import Contender, run_harness
+    from .harness import Contender, read_skip, run_harness
     from .night import NightConfig
     from .teacher import YamnetTeacher
 
@@ -416,6 +422,7 @@ def harness(argv: Sequence[str]) -> int:
             raise ValueError("nothing to score: give --model and/or --yamnet")
         folds = args.fold or list(FOLDS)
         clips = load_clips(args.data)
+        skip = read_skip(args.skip_clips, clips) if args.skip_clips else frozenset()
         waves = load_waves(clips, args.cache)
         report = run_harness(
             clips,
@@ -426,6 +433,7 @@ def harness(argv: Sequence[str]) -> int:
             seed=args.seed,
             cache_dir=args.cache,
             folds=folds,
+            skip=skip,
         )
     except (FileNotFoundError, ValueError) as exc:
         print(f"nurserycry harness: {exc}", file=sys.stderr)
