@@ -53,5 +53,8 @@ def test_card_names_the_costliest_class_of_each_detector() -> None:
     assert lines and lines[0].endswith(
         "; without cat_meow (147 clips): clip F1 0.862, ROC-AUC 0.991"
     )
+    assert any(x.endswith("costliest negative class left out:") for x in harness_tables(harness))
+    plain = json.loads((DEFAULT / "harness.json").read_text())  # a run before the field
+    assert "False alarms per negative group (clips that alerted / clips):" in harness_tables(plain)
     others = [x for x in harness_tables(harness) if x.startswith("- second_source")]
     assert others and not any("without" in x for x in others)  # runs without the field

@@ -216,12 +216,11 @@ def harness_tables(report: dict[str, Any]) -> list[str]:
                 for k in keys
             ]
             lines.append(f"| {fold} | {name} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "False alarms per negative group (clips that alerted / clips), and the clip figures "
-        "with the costliest negative class left out:",
-        "",
-    ]
+    costs = any(
+        d.get("without_class") for e in report["folds"].values() for d in e["detectors"].values()
+    )
+    tail = ", and the clip figures with the costliest negative class left out" if costs else ""
+    lines += ["", f"False alarms per negative group (clips that alerted / clips){tail}:", ""]
     for fold, entry in report["folds"].items():
         for name, d in entry["detectors"].items():
             groups = ", ".join(
