@@ -33,6 +33,7 @@ COUNTER_NAMES: Final = (
     "clock_clamped",
     "windows",
     "episodes",
+    "microphone_silent",
     "dropped_queue_full",
     "influx_written",
     "influx_retries",

@@ -8,6 +8,8 @@ these entities, all reading the retained ``NurseryState`` JSON on
 entity (default id)         component      what
 ==========================  =============  =========================================
 ``..._crying``              binary_sensor  device_class ``sound``: an episode is open
+``..._microphone``          binary_sensor  device_class ``problem`` (diagnostic): on while
+                                           the nursery sends only digital silence
 ``..._state``               sensor         enum ``crying`` / ``quiet`` / ``other``
 ``..._cry_probability``     sensor         %, state_class measurement
 ``..._sound_level``         sensor         dBFS, state_class measurement
@@ -62,6 +64,18 @@ ENTITIES: Final[dict[str, tuple[str, str, dict[str, Any]]]] = {
                 "{{ {'episode_started_at': value_json.episode_started_at | timestamp_local"
                 " if value_json.episode_started_at else none} | tojson }}"
             ),
+        },
+    ),
+    "microphone": (
+        "binary_sensor",
+        "Microphone",
+        {
+            "device_class": "problem",
+            "entity_category": "diagnostic",
+            "value_template": "{{ 'ON' if value_json.microphone == 'silent' else 'OFF' }}",
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "icon": "mdi:microphone-off",
         },
     ),
     "state": (

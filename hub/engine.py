@@ -38,6 +38,7 @@ from nurserycry.shared.schemas import EpisodeEvent, Label, NurseryState
 
 from .counters import Counters
 from .ingest import Accepted
+from .microphone import MicrophoneWatch
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,12 @@ class _Nursery:
     last_episode_s: float | None = None
     emitted: NurseryState | None = None  # the last state handed out
     state: NurseryState | None = None
+    microphone: MicrophoneWatch = field(default_factory=lambda: MicrophoneWatch(120.0))
+
+
+def _shown(state: NurseryState) -> tuple[str, bool, str]:
+    """What Home Assistant shows as a change: every change of it goes out at once."""
+    return state.state, state.crying, state.microphone
 
 
 def episode_id(nursery: str, start: float) -> str:
@@ -111,9 +118,13 @@ class Engine:
         counters: Counters,
         state_interval_s: float = 60.0,
         crying_seconds: Callable[[str, float, float], float] | None = None,
+        *,
+        microphone_silent_s: float = 120.0,
     ) -> None:
         """``crying_seconds(nursery, since, until)``: seconds of crying already recorded
-        (the history), so "crying minutes today" survives a restart."""
+        (the history), so "crying minutes today" survives a restart;
+        ``microphone_silent_s``: digital zeros this long make a silent microphone."""
+        self.microphone_silent_s = microphone_silent_s
         self.counters = counters
         self.state_interval_s = state_interval_s
         self._config_for = config_for
@@ -184,7 +195,9 @@ class Engine:
     def _entry(self, name: str) -> _Nursery:
         entry = self._nurseries.get(name)
         if entry is None:
-            entry = self._nurseries[name] = _Nursery(name, self._detector(name))
+            entry = self._nurseries[name] = _Nursery(
+                name, self._detector(name), microphone=MicrophoneWatch(self.microphone_silent_s)
+            )
             memory = self._recalled.pop(name, None)
             if memory is not None:
                 entry.detector.tracker.recall(memory)
@@ -265,12 +278,26 @@ class Engine:
                 self._changes(name, entry, result.changes, out)
             crying = entry.detector.tracker.current is not None
             level = _level(window.level_dbfs)
+            self._listen(name, entry.microphone, window)
             out.windows.append(
                 WindowRecord(name, window.t_end, p, result.label, level, crying, self.version)
             )
             self._state(
                 name, entry=entry, t=window.t_end, label=result.label, p=p, level=level, out=out
             )
+
+    def _listen(self, name: str, watch: MicrophoneWatch, window: Window) -> None:
+        changed = watch.update(window.t_start, window.t_end, window.level_dbfs)
+        if changed:
+            self.counters.add("microphone_silent")
+            log.warning(
+                "%s: nothing but digital silence for %.0f s: is the microphone muted, "
+                "unplugged or the wrong input? This nursery hears nothing until it is fixed",
+                name,
+                watch.silent_s,
+            )
+        elif changed is False:
+            log.info("%s: the microphone hears sound again", name)
 
     def _today(self, entry: _Nursery, t: float) -> None:
         day = dt.datetime.fromtimestamp(t).date()
@@ -311,16 +338,17 @@ class Engine:
             episode_started_at=current.start if current is not None else None,
             last_episode_s=entry.last_episode_s,
             crying_minutes_today=round(minutes, 3),
+            microphone="silent" if entry.microphone.silent else "ok",
         )
         entry.state = out.latest[name] = state
         if self._due(entry.emitted, state):
             before = out.states.get(name)
-            if before is not None and (before.state, before.crying) != (state.state, crying):
+            if before is not None and _shown(before) != _shown(state):
                 out.transitions.append(before)  # a change inside one batch still goes out
             entry.emitted = out.states[name] = state
 
     def _due(self, last: NurseryState | None, state: NurseryState) -> bool:
-        if last is None or (last.state, last.crying) != (state.state, state.crying):
+        if last is None or _shown(last) != _shown(state):
             return True
         since = state.t - last.t
         if since >= self.state_interval_s or since < 0:  # or the edge's clock went back

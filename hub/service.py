@@ -105,6 +105,7 @@ class Hub:
             self.counters,
             settings.state_interval_s,
             crying_seconds=self.history.crying_seconds if self.history is not None else None,
+            microphone_silent_s=settings.microphone_silent_s,
         )
         meta, reject = model.metadata, Rejections(self.counters, log)
         self.ingest = Ingest(

@@ -180,6 +180,13 @@ class HubSettings(RoleSettings):
     state_interval_s: float = Field(
         60.0, ge=0, le=3600, description="retained state when nothing changed: this often"
     )
+    microphone_silent_s: float = Field(
+        120.0,
+        ge=5,
+        le=3600,
+        description="a nursery sending nothing but digital zeros this long has a silent "
+        "microphone (a problem sensor in Home Assistant and a WARNING)",
+    )
     status_interval_s: float = Field(10.0, ge=1, le=3600, description="HubStatus period, s")
     queue_size: int = Field(
         20_000, ge=100, le=1_000_000, description="messages queued between MQTT and processing"

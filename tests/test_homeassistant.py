@@ -39,7 +39,8 @@ PROBABILITY, LEVEL, LAST = (
     f"sensor.{N}_sound_level",
     f"sensor.{N}_last_episode",
 )
-NURSERY = [CRYING, STATE, PROBABILITY, LEVEL, LAST, TODAY]
+MICROPHONE = f"binary_sensor.{N}_microphone"
+NURSERY = [CRYING, STATE, PROBABILITY, LEVEL, LAST, TODAY, MICROPHONE]
 HUB = [
     f"sensor.nurserycry_hub_{k}" for k in ("nurseries_online", "rejected", "duplicates", "model")
 ]
@@ -129,6 +130,8 @@ def _check_entities(ha: HomeAssistant, states: dict[str, dict[str, Any]]) -> Non
     assert attrs[TODAY]["device_class"] == "duration"
     assert attrs[TODAY]["unit_of_measurement"] == "min"
     assert attrs[TODAY]["state_class"] == "total_increasing"
+    assert attrs[MICROPHONE]["device_class"] == "problem"
+    assert states[MICROPHONE]["state"] == "off"  # the scene is a live room, not zeros
     assert attrs[HUB[1]]["state_class"] == "total_increasing"
     # one device per nursery, via the hub's device
     of_nursery, of_hub = f"device_id('{CRYING}')", f"device_id('{HUB[0]}')"

@@ -244,6 +244,7 @@ def test_discovery_payloads_follow_home_assistant_conventions() -> None:
     msgs = dict(discovery.messages(topics, "nursery-1", "9.9"))
     assert set(msgs) == {
         "homeassistant/binary_sensor/nurserycry_nursery-1/crying/config",
+        "homeassistant/binary_sensor/nurserycry_nursery-1/microphone/config",
         "homeassistant/sensor/nurserycry_nursery-1/state/config",
         "homeassistant/sensor/nurserycry_nursery-1/cry_probability/config",
         "homeassistant/sensor/nurserycry_nursery-1/sound_level/config",
@@ -276,7 +277,10 @@ def test_discovery_payloads_follow_home_assistant_conventions() -> None:
     assert configs["cry_probability"]["unit_of_measurement"] == "%"
     assert configs["last_episode"]["device_class"] == "duration"
     assert configs["crying_today"]["state_class"] == "total_increasing"
-    assert len({c["unique_id"] for c in configs.values()}) == 6
+    mic = configs["microphone"]  # a problem sensor, on while only digital zeros arrive
+    assert (mic["device_class"], mic["entity_category"]) == ("problem", "diagnostic")
+    assert "value_json.microphone == 'silent'" in mic["value_template"]
+    assert len({c["unique_id"] for c in configs.values()}) == 7
     # every entity shares one device per nursery
     assert len({json.dumps(c["device"], sort_keys=True) for c in configs.values()}) == 1
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nurserycry.hub import discovery
 from nurserycry.hub.service import Hub
 from nurserycry.shared.frontend import DEFAULT_PARAMS, FrontendParams
 from nurserycry.shared.schemas import Detection, NurseryState
@@ -56,14 +57,15 @@ def test_every_topic_reaches_its_handler(hub: Hub, link: MemoryLink) -> None:
     detections = [Detection.decode(p) for p in link.on("nurserycry/n1/detection")]
     assert len(detections) == 3 and detections[-1].model == "fake-1"
     configs = [t for t in link.topics() if t.startswith("homeassistant/")]
-    assert len(configs) == 6 + 4  # the nursery's entities and the hub device's
+    # the nursery's entities and the hub device's
+    assert len(configs) == len(discovery.ENTITIES) + len(discovery.HUB_ENTITIES)
 
     # Home Assistant restarted: discovery and the last state again, retained
     before = len(link.published)
     link.deliver("homeassistant/status", "online")
     wait_for(lambda: len(link.published) >= before + 11, what="republished")
     again = link.published[before:]
-    assert sum(s.topic.startswith("homeassistant/") for s in again) == 6 + 4
+    assert sum(s.topic.startswith("homeassistant/") for s in again) == len(configs)
     states = [s for s in again if s.topic == "nurserycry/n1/state"]
     assert states and states[-1].retain
     assert NurseryState.decode(states[-1].payload) == hub.snapshot().states["n1"]

@@ -16,6 +16,7 @@ import pytest
 import soundfile
 
 from nurserycry.edge.clips import encode_clip
+from nurserycry.hub import discovery
 from nurserycry.hub.service import Hub
 from nurserycry.shared.config import MqttSettings
 from nurserycry.shared.mqtt import MqttLink, Received
@@ -68,7 +69,7 @@ def test_frames_in_state_events_discovery_and_history_out(
         assert events[1].peak_probability > 0.9
         configs = [t for t, _ in watcher.pump() if t.startswith("homeassistant/")]
         nursery = [t for t in configs if "/nurserycry_nursery-1/" in t]
-        assert len(nursery) == 6
+        assert len(nursery) == len(discovery.ENTITIES)
         assert "homeassistant/binary_sensor/nurserycry_nursery-1/crying/config" in nursery
         assert len(set(configs) - set(nursery)) == 4  # the hub's own device
 
@@ -148,6 +149,29 @@ def test_bad_messages_are_counted_and_good_nurseries_unaffected(
     finally:
         good.stop()
         bad.stop()
+        hub.stop()
+
+
+def test_a_nursery_sending_digital_zeros_shows_a_silent_microphone(
+    mosquitto: Mosquitto, watcher: Watcher, tmp_path: Path
+) -> None:
+    hub = start_hub(tmp_path, mosquitto, microphone_silent_s=5.0)
+    edge = Edge(mosquitto, "n1")
+    try:
+        for seq in range(16):  # 8 s at the frontend's floor (the fake edge's quiet frames)
+            edge.send(seq)
+
+        def states() -> list[NurseryState]:
+            return [NurseryState.decode(p) for p in watcher.on("nurserycry/n1/state")]
+
+        wait_for(lambda: [s for s in states() if s.microphone == "silent"], what="silent")
+        assert states()[0].microphone == "ok"  # not before 5 s of zeros
+        assert hub.counters.get("microphone_silent") == 1
+        for seq in range(16, 20):  # sound again
+            edge.send(seq, crying=True)
+        wait_for(lambda: states()[-1].microphone == "ok", what="the microphone back")
+    finally:
+        edge.stop()
         hub.stop()
 
 

@@ -32,7 +32,7 @@ class NurseryState(Message):
     """The retained state of a nursery: what Home Assistant shows."""
 
     TYPE: ClassVar[str] = "state"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: ``microphone``
 
     type: Literal["state"] = "state"
     v: int = VERSION
@@ -45,3 +45,8 @@ class NurseryState(Message):
     episode_started_at: UnixTime | None = None
     last_episode_s: Annotated[float, Field(ge=0)] | None = None
     crying_minutes_today: Annotated[float, Field(ge=0)] = 0.0
+    microphone: Literal["ok", "silent"] = Field(
+        "ok",
+        description="silent: nothing but digital zeros for a while (muted capture, wrong "
+        "input, dead channel); this nursery hears nothing, whatever its state says",
+    )
