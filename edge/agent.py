@@ -22,10 +22,12 @@ import logging
 import sqlite3
 import threading
 import time
+from typing import Final
 
 from nurserycry import __version__
 from nurserycry.shared.mqtt import Link, MqttLink, Received
 from nurserycry.shared.schemas import EdgeStatus
+from nurserycry.shared.silence import MicrophoneWatch
 from nurserycry.shared.throttle import RateLimitedWarnings
 from nurserycry.shared.topics import OFFLINE, ONLINE, Topics
 
@@ -33,12 +35,16 @@ from .clips import ClipBuffer, ClipService, refuse
 from .clock import clock_synchronised
 from .features import FeatureBuilder
 from .publisher import Publisher
-from .ring import Ring
+from .ring import Block, Ring
 from .settings import EdgeSettings
 from .sources import Source
 from .spool import Spool
 
 log = logging.getLogger(__name__)
+
+# The edge says so sooner than the hub's problem sensor (``microphone_silent_s``, 2 min):
+# whoever sets the Pi up reads this log.
+SILENT_WARNING_S: Final = 30.0
 
 
 class EdgeAgent:
@@ -67,6 +73,7 @@ class EdgeAgent:
             )
         )
         self.ring = Ring(max(1, int(settings.ring_seconds * source.rate)))
+        self.silence = MicrophoneWatch(SILENT_WARNING_S)
         self.builder: FeatureBuilder | None = None
         self.clips: ClipService | None = None
         self._warn = RateLimitedWarnings(log)
@@ -205,17 +212,37 @@ class EdgeAgent:
                 if self.clips is not None:
                     self.builder.tap = self.clips.buffer.append
             items = self.builder.push(block)
+            self._listen(block)
             # Whatever else is already waiting joins the same transaction.
             while self.ring.held and len(items) < 200:
                 more = self.ring.get(timeout=0)
                 if more is None:
                     break
                 items += self.builder.push(more)
+                self._listen(more)
             self._spool(items)
         if self.builder is not None:
             self._spool(self.builder.finish())
         self.processed.set()
         self.publisher.notify()
+
+    def _listen(self, block: Block) -> None:
+        """Digital zeros for ``SILENT_WARNING_S`` of audio: say what to check, once."""
+        level = self.builder.level_dbfs if self.builder is not None else None
+        if level is None:
+            return
+        rate = self.source.rate
+        changed = self.silence.update(block.pos / rate, (block.pos + block.n) / rate, level)
+        if changed:
+            log.warning(
+                "the %s has sent nothing but digital silence for %.0f s: is its capture muted "
+                "or at zero (alsamixer, F4), the wrong input (--device) or the microphone "
+                "unplugged? The hub shows this nursery's microphone as a problem",
+                self.source.kind,
+                SILENT_WARNING_S,
+            )
+        elif changed is False:
+            log.info("the %s hears sound again", self.source.kind)
 
     def _spool(self, items: list[tuple[int, str, bytes]]) -> None:
         if items and self.builder is not None:

@@ -35,10 +35,10 @@ from nurserycry.shared.detector import DetectorConfig, NurseryDetector, Window
 from nurserycry.shared.episodes import EpisodeChange, TrackerMemory
 from nurserycry.shared.model import ModelMetadata
 from nurserycry.shared.schemas import EpisodeEvent, Label, NurseryState
+from nurserycry.shared.silence import MicrophoneWatch
 
 from .counters import Counters
 from .ingest import Accepted
-from .microphone import MicrophoneWatch
 
 log = logging.getLogger(__name__)
 

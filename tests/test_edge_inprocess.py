@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -88,3 +89,32 @@ def test_a_stalled_microphone_ends_the_run_with_an_error(
     agent = EdgeAgent(_settings(mosquitto, tmp_path, "dead", stall_s=1.0), _DeadCard())
     assert agent.run() == 1  # systemd restarts the service
     assert isinstance(agent.error, RuntimeError)
+
+
+def test_digital_silence_from_the_source_is_said_once_and_its_end_too(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from nurserycry.edge.agent import SILENT_WARNING_S
+
+    zeros = [np.zeros(1600, np.float32)] * int((SILENT_WARNING_S + 5) * 10)  # 0.1 s blocks
+    sound = tone_noise(2.0, seed=5)
+    blocks = zeros + [sound[i : i + 1600] for i in range(0, sound.size, 1600)]
+    source = BlocksSource(blocks, 16_000, realtime=False, start_time=1.85e9)
+    agent = EdgeAgent(_settings(mosquitto, tmp_path, "mute"), source)
+    with caplog.at_level(logging.INFO, logger="nurserycry.edge.agent"):
+        assert agent.run() == 0
+    said = [r for r in caplog.records if "digital silence" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    assert "alsamixer" in said[0].getMessage()
+    assert any("hears sound again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_live_room_raises_no_silence_warning(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    quiet = (tone_noise(40.0, seed=6) * 10 ** (-40 / 20)).astype(np.float32)  # faint but live
+    blocks = [quiet[i : i + 1600] for i in range(0, quiet.size, 1600)]
+    source = BlocksSource(blocks, 16_000, realtime=False, start_time=1.85e9)
+    with caplog.at_level(logging.INFO, logger="nurserycry.edge.agent"):
+        assert EdgeAgent(_settings(mosquitto, tmp_path, "live"), source).run() == 0
+    assert not [r for r in caplog.records if "digital silence" in r.getMessage()]

@@ -10,16 +10,16 @@ import pytest
 from nurserycry.hub.counters import Counters
 from nurserycry.hub.engine import Engine
 from nurserycry.hub.ingest import Accepted
-from nurserycry.hub.microphone import MicrophoneWatch
 from nurserycry.shared.detector import DetectorConfig
 from nurserycry.shared.frontend import compute_features, decode_db
+from nurserycry.shared.silence import MicrophoneWatch
 
 from tests.test_hub_engine import Scripted
 from tests.test_hub_support import T0, features
 
 
 def test_the_frontend_floor_is_what_digital_zeros_give_and_a_live_floor_is_above_it() -> None:
-    from nurserycry.hub.microphone import SILENT_DBFS
+    from nurserycry.shared.silence import SILENT_DBFS
 
     zeros = compute_features(np.zeros(16_000, np.float32))
     assert float(decode_db(zeros.level).max()) < SILENT_DBFS

@@ -7,7 +7,7 @@ a muted capture control, the wrong input or a dead channel. The model rightly sc
 windows as quiet, so without this watch the monitor would show "quiet" while it hears
 nothing, the worst failure a baby monitor has. The hub publishes the verdict
 (``NurseryState.microphone``, a Home Assistant *problem* sensor) and logs it once per
-outage.
+outage; the edge agent logs it sooner, for whoever is setting the Raspberry Pi up.
 """
 
 from __future__ import annotations
